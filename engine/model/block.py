@@ -1,0 +1,48 @@
+"""One Wan2.1 transformer block: modulated self-attention, text cross-attention, modulated FFN."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from .attention import CrossAttention, FP32LayerNorm, SelfAttention
+from .config import WanConfig
+from .context import BlockContext
+
+
+class WanBlock(nn.Module):
+    """Wan2.1 ``WanAttentionBlock`` with the official parameter names.
+
+    ``forward(x, ctx)`` takes the float32 residual stream x [B, N, dim] and returns it updated.
+    The six modulation vectors (``modulation`` [1, 6, dim] + ``ctx.e`` [B, F, 6, dim]) are, in
+    order, shift/scale/gate of the attention branch then shift/scale/gate of the FFN branch;
+    they apply per latent frame, so frames of one call may carry different timesteps.
+    """
+
+    def __init__(self, config: WanConfig) -> None:
+        super().__init__()
+        dim, eps = config.dim, config.eps
+        self.norm1 = FP32LayerNorm(dim, eps, elementwise_affine=False)
+        self.self_attn = SelfAttention(dim, config.num_heads, config.qk_norm, eps)
+        self.norm3 = FP32LayerNorm(dim, eps, elementwise_affine=True) if config.cross_attn_norm else nn.Identity()
+        self.cross_attn = CrossAttention(dim, config.num_heads, config.qk_norm, eps)
+        self.norm2 = FP32LayerNorm(dim, eps, elementwise_affine=False)
+        self.ffn = nn.Sequential(
+            nn.Linear(dim, config.ffn_dim), nn.GELU(approximate="tanh"), nn.Linear(config.ffn_dim, dim)
+        )
+        self.modulation = nn.Parameter(torch.randn(1, 6, dim) / dim**0.5)
+
+    def forward(self, x: Tensor, ctx: BlockContext) -> Tensor:
+        frames = ctx.grid[0]
+        dtype = self.self_attn.q.weight.dtype
+        mod = self.modulation.float().unsqueeze(1) + ctx.e  # [B, F, 6, dim]
+        shift_a, scale_a, gate_a, shift_f, scale_f, gate_f = mod.unsqueeze(2).unbind(3)  # [B, F, 1, dim]
+
+        def per_frame(h: Tensor) -> Tensor:  # [B, N, dim] -> [B, F, N/F, dim]
+            return h.float().unflatten(1, (frames, -1))
+
+        h = (per_frame(self.norm1(x)) * (1 + scale_a) + shift_a).flatten(1, 2)
+        x = x + (per_frame(self.self_attn(h.to(dtype), ctx)) * gate_a).flatten(1, 2)
+        x = x + self.cross_attn(self.norm3(x).to(dtype), ctx).float()
+        h = (per_frame(self.norm2(x)) * (1 + scale_f) + shift_f).flatten(1, 2)
+        return x + (per_frame(self.ffn(h.to(dtype))) * gate_f).flatten(1, 2)
