@@ -1,0 +1,549 @@
+"""The live loop: five stages on their own threads, joined by bounded queues.
+
+    source reader -> annotator -> chunk assembler -> generator -> publisher -> sinks
+
+- The source reader reads as fast as frames come, resizes them crop-to-fill, keeps at most the
+  engine's fps, and drops the oldest when the annotator falls behind.
+- The annotator takes one parameter snapshot at each chunk boundary (every 12 frames) and uses it
+  for all 12 frames, so a chunk never sees half-applied changes; it annotates frames as they
+  arrive, so generation does not wait for a whole chunk's annotation.
+- The chunk assembler groups 12 annotated frames into a :class:`Chunk`; if the generator is busy
+  the oldest waiting chunk is dropped (the freshest control wins).
+- The generator stage calls the :class:`Generator`; errors are reported and the next chunk
+  retries; repeated failures reset the model state.
+- The publisher owns the clock: it publishes at the target fps whatever the generator does,
+  repeating the last good frame (never a black one) and counting a stall when none is ready.
+
+A hard cut bumps the engine's *epoch*: every stage sees it through the items it handles, so the
+annotators, the model state and the publisher's buffer are reset without locks between stages.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+import numpy as np
+
+from annotators.base import Annotator, MaskSource
+from bridges.base import BridgeError, BridgeState, Sink, Source
+from engine.chunk import Chunk
+from engine.frames import CHUNK_FRAMES, crop_to_fill, to_rgb
+from engine.generator import Generator
+from engine.metrics import Metrics
+from engine.state import ParamStore, Snapshot
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+MAX_CONSECUTIVE_GENERATOR_FAILURES = 3
+"""After this many failed chunks in a row the model state is reset."""
+
+
+class DropOldestQueue(Generic[T]):
+    """A bounded FIFO whose ``put`` never blocks: when full, the oldest item is dropped."""
+
+    def __init__(self, maxsize: int) -> None:
+        self._items: deque[T] = deque()
+        self._maxsize = maxsize
+        self._cond = threading.Condition()
+
+    def put(self, item: T) -> int:
+        """Append ``item``; return how many old items were dropped to make room (0 or 1)."""
+        with self._cond:
+            dropped = 0
+            while len(self._items) >= self._maxsize:
+                self._items.popleft()
+                dropped += 1
+            self._items.append(item)
+            self._cond.notify()
+            return dropped
+
+    def get(self, timeout: float) -> T | None:
+        """Pop the oldest item, waiting up to ``timeout`` seconds; ``None`` if none came."""
+        with self._cond:
+            if not self._items:
+                self._cond.wait(timeout)
+            return self._items.popleft() if self._items else None
+
+    def clear(self) -> None:
+        """Drop everything."""
+        with self._cond:
+            self._items.clear()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+@dataclass
+class InputFrame:
+    """A resized source frame and when it was read."""
+
+    image: np.ndarray  # (H, W, 3|4) uint8
+    captured_at: float
+    epoch: int
+
+
+@dataclass
+class AnnotatedFrame:
+    """One frame after the annotator, tagged with its chunk."""
+
+    epoch: int
+    chunk_seq: int
+    position: int  # 0..11 within the chunk
+    image: np.ndarray  # (H, W, 3) uint8
+    control: np.ndarray | None  # (H, W, 3) uint8
+    mask: np.ndarray | None  # (H, W) float32
+    snapshot: Snapshot
+    captured_at: float
+
+
+@dataclass
+class OutputChunk:
+    """Generated frames on their way to the publisher."""
+
+    epoch: int
+    frames: np.ndarray  # (N, H, W, 3) uint8
+    captured_at: list[float]  # capture time of the input frame behind each output frame
+
+
+class _Stage(threading.Thread):
+    """A daemon thread that runs ``step`` until the engine stops, and never dies of an error."""
+
+    def __init__(self, name: str, engine: "Engine") -> None:
+        super().__init__(name=f"vacelive-{name}", daemon=True)
+        self.engine = engine
+
+    def run(self) -> None:
+        while not self.engine.stopping.is_set():
+            try:
+                self.step()
+            except Exception as exc:  # a stage must outlive any single failure
+                self.engine.report_error(f"{self.name}: {exc!r}")
+                log.exception("%s failed; continuing", self.name)
+                self.engine.stopping.wait(0.05)
+        self.finish()
+
+    def step(self) -> None:
+        raise NotImplementedError
+
+    def finish(self) -> None:
+        """Release what the stage holds; called once on its own thread at shutdown."""
+
+
+class SourceReader(_Stage):
+    """Reads the source, resizes crop-to-fill, limits to the engine fps, feeds the annotator."""
+
+    RETRY_S = 2.0
+
+    def __init__(self, engine: "Engine", source: Source) -> None:
+        super().__init__("source", engine)
+        self.source = source
+        self._open = False
+        self._next_emit = 0.0
+
+    def step(self) -> None:
+        engine = self.engine
+        if not self._open:
+            try:
+                self.source.open()
+                self._open = True
+            except BridgeError as exc:
+                engine.metrics.source_state = BridgeState.FAILED.value
+                engine.report_error(f"source {self.source.name}: {exc}")
+                engine.stopping.wait(self.RETRY_S)
+                return
+        try:
+            frame = self.source.read(timeout=0.1)
+        except Exception as exc:  # a broken source is reopened, the clock goes on
+            engine.report_error(f"source {self.source.name}: {exc!r}; reopening")
+            self._close_source()
+            engine.stopping.wait(self.RETRY_S)
+            return
+        engine.metrics.source_state = self.source.state.value
+        if frame is None:
+            return
+        now = time.monotonic()
+        engine.metrics.fps_in.tick(now)
+        period = 1.0 / engine.store.get("fps")
+        if now < self._next_emit:
+            return  # faster than the engine fps: keep the rate, skip this frame
+        self._next_emit = max(self._next_emit + period, now - period)
+        image = crop_to_fill(frame, engine.width, engine.height)
+        engine.metrics.dropped_frames += engine.frames_q.put(InputFrame(image, now, engine.epoch))
+
+    def _close_source(self) -> None:
+        try:
+            self.source.close()
+        except Exception:
+            log.exception("closing source %s", self.source.name)
+        self._open = False
+
+    def finish(self) -> None:
+        self._close_source()
+
+
+class AnnotatorStage(_Stage):
+    """Annotates frames as they arrive, with one parameter snapshot per chunk."""
+
+    def __init__(self, engine: "Engine") -> None:
+        super().__init__("annotator", engine)
+        self._epoch = -1
+        self._chunk_seq = 0
+        self._position = 0
+        self._snapshot: Snapshot | None = None
+        self._annotator: Annotator | None = None
+        self._annotator_name = "none"
+        self._mask_source: MaskSource | None = None
+        self._mask_name = "none"
+        self._last_control: np.ndarray | None = None
+
+    def step(self) -> None:
+        engine = self.engine
+        item = engine.frames_q.get(timeout=0.1)
+        if item is None:
+            return
+        if item.epoch != self._epoch:  # hard cut: fresh chunk, fresh annotator state
+            self._epoch = item.epoch
+            if self._position:
+                self._chunk_seq += 1
+            self._position = 0
+            for stateful in (self._annotator, self._mask_source):
+                if stateful is not None:
+                    stateful.reset()
+        if self._position == 0:
+            self._snapshot = engine.store.snapshot()
+            self._select(self._snapshot)
+        snapshot = self._snapshot
+        assert snapshot is not None
+        rgb = to_rgb(item.image)
+        alpha = item.image[None, :, :, 3] if item.image.shape[2] == 4 else None
+        control = self._annotate(rgb, snapshot)
+        mask = self._mask(rgb, alpha, snapshot)
+        engine.annotated_q.put(AnnotatedFrame(
+            self._epoch, self._chunk_seq, self._position, rgb, control, mask, snapshot, item.captured_at,
+        ))
+        self._position += 1
+        if self._position == CHUNK_FRAMES:
+            self._position = 0
+            self._chunk_seq += 1
+
+    def _select(self, snapshot: Snapshot) -> None:
+        """Build the annotator and mask source the snapshot asks for; keep the old on failure."""
+        name = snapshot["annotator"]
+        if name != self._annotator_name:
+            try:
+                self._annotator = self.engine.make_annotator(name)
+                self._annotator_name = name
+                self._last_control = None
+            except Exception as exc:
+                self.engine.report_error(f"annotator {name!r} unavailable: {exc}; keeping {self._annotator_name!r}")
+                self.engine.store.set("annotator", self._annotator_name)
+        mask_name = snapshot["mask_source"]
+        if mask_name != self._mask_name:
+            try:
+                self._mask_source = self.engine.make_mask_source(mask_name)
+                self._mask_name = mask_name
+            except Exception as exc:
+                self.engine.report_error(f"mask source {mask_name!r} unavailable: {exc}; keeping {self._mask_name!r}")
+                self.engine.store.set("mask_source", self._mask_name)
+
+    def _annotate(self, rgb: np.ndarray, snapshot: Snapshot) -> np.ndarray | None:
+        if self._annotator is None:
+            return None
+        try:
+            control = self._annotator(rgb[None], snapshot)[0]
+        except Exception as exc:  # hold the last good control frame
+            self.engine.report_error(f"annotator {self._annotator_name}: {exc!r}")
+            return self._last_control if self._last_control is not None else np.zeros_like(rgb)
+        self._last_control = control
+        return control
+
+    def _mask(self, rgb: np.ndarray, alpha: np.ndarray | None, snapshot: Snapshot) -> np.ndarray | None:
+        if self._mask_source is None:
+            return None
+        try:
+            return self._mask_source(rgb[None], snapshot, alpha)[0]
+        except Exception as exc:  # no mask this frame: generate everywhere
+            self.engine.report_error(f"mask {self._mask_name}: {exc!r}")
+            return np.ones(rgb.shape[:2], dtype=np.float32)
+
+
+class ChunkAssembler(_Stage):
+    """Groups 12 annotated frames of the same chunk into a :class:`Chunk`."""
+
+    def __init__(self, engine: "Engine") -> None:
+        super().__init__("assembler", engine)
+        self._pending: list[AnnotatedFrame] = []
+        self._chunks_made = 0
+
+    def step(self) -> None:
+        engine = self.engine
+        item = engine.annotated_q.get(timeout=0.1)
+        if item is None:
+            return
+        if self._pending and (item.epoch, item.chunk_seq) != (self._pending[0].epoch, self._pending[0].chunk_seq):
+            engine.metrics.dropped_frames += len(self._pending)  # an incomplete chunk (cut or drop)
+            self._pending = []
+        if item.position != len(self._pending):
+            engine.metrics.dropped_frames += 1  # a frame of this chunk was lost upstream: skip it
+            return
+        self._pending.append(item)
+        if len(self._pending) < CHUNK_FRAMES:
+            return
+        frames = self._pending
+        self._pending = []
+        chunk = Chunk(
+            index=self._chunks_made,
+            epoch=frames[0].epoch,
+            frames=np.stack([f.image for f in frames]),
+            control=None if frames[0].control is None else np.stack([_control(f) for f in frames]),
+            masks=None if frames[0].mask is None else np.stack([_mask(f) for f in frames]),
+            snapshot=frames[0].snapshot,
+            captured_at=[f.captured_at for f in frames],
+        )
+        self._chunks_made += 1
+        engine.metrics.dropped_chunks += engine.chunk_q.put(chunk)
+
+
+def _control(frame: AnnotatedFrame) -> np.ndarray:
+    return frame.control if frame.control is not None else np.zeros_like(frame.image)
+
+
+def _mask(frame: AnnotatedFrame) -> np.ndarray:
+    return frame.mask if frame.mask is not None else np.ones(frame.image.shape[:2], dtype=np.float32)
+
+
+class GeneratorStage(_Stage):
+    """Runs the generator on each chunk; survives its errors."""
+
+    def __init__(self, engine: "Engine", generator: Generator) -> None:
+        super().__init__("generator", engine)
+        self.generator = generator
+        self._epoch = 0
+        self._failures = 0
+
+    def step(self) -> None:
+        engine = self.engine
+        chunk = engine.chunk_q.get(timeout=0.1)
+        if chunk is None:
+            return
+        if engine.store.get("pause"):
+            engine.metrics.dropped_chunks += 1
+            return
+        if chunk.epoch != self._epoch:
+            self._epoch = chunk.epoch
+            self._reset_generator()
+        started = time.monotonic()
+        try:
+            frames = self.generator.generate(chunk)
+            _check_output(frames, engine.width, engine.height)
+        except Exception as exc:
+            self._failures += 1
+            engine.metrics.generator_errors += 1
+            engine.report_error(f"generator: {exc!r} (chunk {chunk.index}, failure {self._failures} in a row)")
+            log.debug("generator failure", exc_info=True)
+            if self._failures >= MAX_CONSECUTIVE_GENERATOR_FAILURES:
+                self._reset_generator()
+            return
+        self._failures = 0
+        done = time.monotonic()
+        engine.metrics.record_chunk((done - started) * 1000.0, (done - chunk.captured_at[0]) * 1000.0)
+        # Output frame i shows input frame i (the first chunk may give fewer: align to the end).
+        captured = chunk.captured_at[-len(frames):]
+        out = OutputChunk(chunk.epoch, frames, captured)
+        while not engine.stopping.is_set():  # back-pressure: wait for the publisher, not the clock
+            try:
+                engine.output_q.put(out, timeout=0.1)
+                break
+            except queue.Full:
+                continue
+
+    def _reset_generator(self) -> None:
+        self._failures = 0
+        try:
+            self.generator.reset()
+        except Exception as exc:
+            self.engine.report_error(f"generator reset failed: {exc!r}")
+
+
+def _check_output(frames: np.ndarray, width: int, height: int) -> None:
+    if not isinstance(frames, np.ndarray) or frames.dtype != np.uint8 or frames.ndim != 4:
+        raise TypeError(f"generator returned {type(frames).__name__}, expected uint8 (N, H, W, 3) frames")
+    if frames.shape[1:] != (height, width, 3) or not 1 <= frames.shape[0] <= CHUNK_FRAMES:
+        raise ValueError(f"generator returned frames of shape {frames.shape}, expected (<=12, {height}, {width}, 3)")
+
+
+class Publisher(_Stage):
+    """Owns the clock: one frame to every sink each 1/fps seconds, whatever the generator does."""
+
+    def __init__(self, engine: "Engine", sinks: Sequence[Sink]) -> None:
+        super().__init__("publisher", engine)
+        self.sinks = list(sinks)
+        self._buffer: deque[tuple[np.ndarray, float]] = deque()
+        self._buffer_epoch = 0
+        self._last: np.ndarray | None = None
+        self._next_tick = time.monotonic()
+        self.intervals: deque[float] = deque(maxlen=1000)
+        self._last_publish = 0.0
+
+    def step(self) -> None:
+        engine = self.engine
+        period = 1.0 / engine.store.get("fps")
+        delay = self._next_tick - time.monotonic()
+        if delay > 0:
+            engine.stopping.wait(delay)
+            if engine.stopping.is_set():
+                return
+        now = time.monotonic()
+        self._next_tick += period
+        if now - self._next_tick > period:  # fell behind by more than a frame: resync, no burst
+            self._next_tick = now + period
+        self._refill()
+        frame = self._next_frame(engine.store.get("pause"), now)
+        if frame is None:
+            return  # nothing generated yet
+        for sink in self.sinks:
+            try:
+                sink.write(frame)
+            except Exception as exc:
+                engine.metrics.sink_errors += 1
+                engine.report_error(f"sink {sink.name}: {exc!r}")
+        published = time.monotonic()
+        if self._last_publish:
+            self.intervals.append(published - self._last_publish)
+        self._last_publish = published
+        engine.metrics.frames_out += 1
+        engine.metrics.fps_out.tick(published)
+        if engine.max_frames and engine.metrics.frames_out >= engine.max_frames:
+            engine.stopping.set()
+
+    def _refill(self) -> None:
+        engine = self.engine
+        if self._buffer_epoch != engine.epoch:  # hard cut: drop what the old state generated
+            self._buffer.clear()
+            self._buffer_epoch = engine.epoch
+        while len(self._buffer) < CHUNK_FRAMES:
+            try:
+                out = engine.output_q.get_nowait()
+            except queue.Empty:
+                return
+            if out.epoch == engine.epoch:
+                self._buffer.extend(zip(out.frames, out.captured_at))
+
+    def _next_frame(self, paused: bool, now: float) -> np.ndarray | None:
+        if paused:
+            return self._last
+        if self._buffer:
+            frame, captured_at = self._buffer.popleft()
+            self.engine.metrics.fps_generated.tick(now)
+            self.engine.metrics.glass_to_glass_ms.append((now - captured_at) * 1000.0)
+            self._last = frame
+            return frame
+        if self._last is not None:
+            self.engine.metrics.stalls += 1
+        return self._last
+
+    def finish(self) -> None:
+        for sink in self.sinks:
+            try:
+                sink.close()
+            except Exception:
+                log.exception("closing sink %s", sink.name)
+
+
+class Engine:
+    """Wires the stages together and runs them until stopped."""
+
+    def __init__(
+        self,
+        store: ParamStore,
+        generator: Generator,
+        source: Source,
+        sinks: Sequence[Sink],
+        make_annotator: Callable[[str], Annotator | None],
+        make_mask_source: Callable[[str], MaskSource | None],
+        *,
+        metrics: Metrics | None = None,
+        max_frames: int | None = None,
+        on_error: Callable[[str], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.width = int(store.get("width"))
+        self.height = int(store.get("height"))
+        self.make_annotator = make_annotator
+        self.make_mask_source = make_mask_source
+        self.metrics = metrics or Metrics()
+        self.max_frames = max_frames
+        self.on_error = on_error
+        self.epoch = 0
+        self.stopping = threading.Event()
+        self.frames_q: DropOldestQueue[InputFrame] = DropOldestQueue(CHUNK_FRAMES)
+        self.annotated_q: DropOldestQueue[AnnotatedFrame] = DropOldestQueue(2 * CHUNK_FRAMES)
+        self.chunk_q: DropOldestQueue[Chunk] = DropOldestQueue(1)
+        self.output_q: queue.Queue[OutputChunk] = queue.Queue(maxsize=1)
+        self.metrics.queue_depths.update({
+            "frames": self.frames_q.__len__,
+            "annotated": self.annotated_q.__len__,
+            "chunks": self.chunk_q.__len__,
+            "output": self.output_q.qsize,
+        })
+        self.sinks = list(sinks)
+        self.source_reader = SourceReader(self, source)
+        self.publisher = Publisher(self, sinks)
+        self.stages: list[_Stage] = [
+            self.source_reader,
+            AnnotatorStage(self),
+            ChunkAssembler(self),
+            GeneratorStage(self, generator),
+            self.publisher,
+        ]
+        store.subscribe(self._on_param)
+
+    def _on_param(self, param, value) -> None:
+        if param.name == "cut" and value:
+            self.hard_cut()
+
+    def start(self) -> None:
+        """Open the sinks and start every stage."""
+        fps = float(self.store.get("fps"))
+        for sink in self.sinks:
+            sink.open(self.width, self.height, fps)
+        for stage in self.stages:
+            stage.start()
+
+    def hard_cut(self) -> None:
+        """Reset the model state, the annotators and the publisher's buffer."""
+        self.epoch += 1
+        self.chunk_q.clear()
+        log.info("hard cut (epoch %d)", self.epoch)
+
+    def report_error(self, message: str) -> None:
+        """Log an error, keep it for status, and pass it to the error callback (OSC)."""
+        log.error(message)
+        self.metrics.last_error = message
+        if self.on_error is not None:
+            try:
+                self.on_error(message)
+            except Exception:
+                log.exception("error callback failed")
+
+    def stop(self, timeout: float = 10.0) -> list[str]:
+        """Stop every stage and join it; return the names of threads that did not end in time."""
+        self.stopping.set()
+        deadline = time.monotonic() + timeout
+        for stage in self.stages:
+            stage.join(max(0.0, deadline - time.monotonic()))
+        return [stage.name for stage in self.stages if stage.is_alive()]
+
+    def wait(self, poll_s: float = 0.2) -> None:
+        """Block until the engine stops (``max_frames`` reached or :meth:`stop`)."""
+        while not self.stopping.wait(poll_s):
+            pass

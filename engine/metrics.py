@@ -1,0 +1,96 @@
+"""Live engine metrics: rates, chunk latency percentiles, counters and queue depths."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+
+import numpy as np
+
+
+class RateMeter:
+    """Events per second over a sliding window."""
+
+    def __init__(self, window_s: float = 2.0) -> None:
+        self.window_s = window_s
+        self._times: deque[float] = deque()
+        self._lock = threading.Lock()
+
+    def tick(self, now: float | None = None) -> None:
+        """Record one event."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            self._times.append(now)
+            self._trim(now)
+
+    def rate(self, now: float | None = None) -> float:
+        """Events per second over the window."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            self._trim(now)
+            if len(self._times) < 2:
+                return 0.0
+            span = max(now - self._times[0], 1e-9)
+            return len(self._times) / max(span, min(self.window_s, span))
+
+    def _trim(self, now: float) -> None:
+        while self._times and now - self._times[0] > self.window_s:
+            self._times.popleft()
+
+
+class Metrics:
+    """Everything the status display and OSC status report."""
+
+    def __init__(self) -> None:
+        self.fps_in = RateMeter()
+        self.fps_out = RateMeter()
+        self.fps_generated = RateMeter()
+        self.chunk_ms: deque[float] = deque(maxlen=200)
+        self.ready_ms: deque[float] = deque(maxlen=200)
+        self.glass_to_glass_ms: deque[float] = deque(maxlen=1000)
+        self.stalls = 0
+        self.dropped_frames = 0
+        self.dropped_chunks = 0
+        self.generator_errors = 0
+        self.sink_errors = 0
+        self.frames_out = 0
+        self.chunks_done = 0
+        self.queue_depths: dict[str, Callable[[], int]] = {}
+        self.source_state = "closed"
+        self.mode = "t2v"
+        self.last_error = ""
+
+    def record_chunk(self, generate_ms: float, ready_ms: float) -> None:
+        """Record one chunk's generate time and the time from its first frame's capture to ready."""
+        self.chunk_ms.append(generate_ms)
+        self.ready_ms.append(ready_ms)
+        self.chunks_done += 1
+
+    def summary(self) -> dict[str, float | int | str]:
+        """A flat dict of current figures (the names are the OSC status addresses)."""
+        chunk = np.asarray(self.chunk_ms, dtype=np.float64)
+        latency = np.asarray(self.glass_to_glass_ms, dtype=np.float64)
+        out: dict[str, float | int | str] = {
+            "fps": round(self.fps_out.rate(), 2),
+            "fps_in": round(self.fps_in.rate(), 2),
+            "fps_generated": round(self.fps_generated.rate(), 2),
+            "chunk_ms": round(float(np.median(chunk)), 1) if chunk.size else 0.0,
+            "chunk_ms_p95": round(float(np.percentile(chunk, 95)), 1) if chunk.size else 0.0,
+            "latency_ms": round(float(np.median(latency)), 1) if latency.size else 0.0,
+            "latency_ms_p95": round(float(np.percentile(latency, 95)), 1) if latency.size else 0.0,
+            "stalls": self.stalls,
+            "dropped_frames": self.dropped_frames,
+            "dropped_chunks": self.dropped_chunks,
+            "generator_errors": self.generator_errors,
+            "sink_errors": self.sink_errors,
+            "frames_out": self.frames_out,
+            "chunks": self.chunks_done,
+            "source": self.source_state,
+            "mode": self.mode,
+            "error": self.last_error,
+        }
+        for name, depth in self.queue_depths.items():
+            out[f"queue_{name}"] = depth()
+        return out

@@ -1,0 +1,333 @@
+"""The parameter registry: every parameter of the engine, declared once.
+
+OSC addresses, the OSCQuery tree, presets, CLI flags and the README's reference are all
+derived from :data:`REGISTRY`. A parameter's ``applies`` says when a change takes effect:
+
+- ``chunk``: at the next chunk boundary, as part of one consistent snapshot;
+- ``now``: immediately (pause, hard cut, fps, preset actions, reply target);
+- ``restart``: only when the engine starts (resolution, model, ports); read-only over OSC.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+OSC_PREFIX = "/vacelive/"
+MAX_STRING_LENGTH = 2000
+"""Longest string any parameter accepts (prompts included); longer ones are refused."""
+
+
+class Kind(str, enum.Enum):
+    """The value type of a parameter."""
+
+    FLOAT = "float"
+    INT = "int"
+    BOOL = "bool"
+    STRING = "string"
+    CHOICE = "choice"
+    PATH = "path"  # a file below the media folder (confined; see engine.paths)
+    STRING_LIST = "string_list"
+    TRIGGER = "trigger"  # an action with no value: any truthy message fires it
+
+
+class Applies(str, enum.Enum):
+    """When a change to a parameter takes effect."""
+
+    CHUNK = "chunk"
+    NOW = "now"
+    RESTART = "restart"
+
+
+class ParamError(ValueError):
+    """A value cannot be taken: wrong type, not a choice, not finite, too long."""
+
+
+@dataclass(frozen=True)
+class Param:
+    """One parameter: its name, type, default, bounds and documentation."""
+
+    name: str
+    kind: Kind
+    default: Any
+    description: str
+    applies: Applies = Applies.CHUNK
+    group: str = "general"
+    minimum: float | None = None
+    maximum: float | None = None
+    choices: tuple[str, ...] = ()
+    unit: str = ""
+    in_presets: bool = True  # saved to and loaded from presets
+
+    @property
+    def address(self) -> str:
+        """The OSC address, e.g. ``/vacelive/context_scale``."""
+        return OSC_PREFIX + self.name
+
+    @property
+    def cli_flag(self) -> str:
+        """The command-line flag, e.g. ``--context-scale``."""
+        return "--" + self.name.replace("_", "-")
+
+    @property
+    def writable_live(self) -> bool:
+        """Whether OSC may change it while the engine runs."""
+        return self.applies is not Applies.RESTART
+
+    def coerce(self, value: Any) -> tuple[Any, str | None]:
+        """Return ``(value, note)``: the value in this parameter's type, clamped into range.
+
+        ``note`` says what was adjusted (a clamp), or is ``None``. Raises :class:`ParamError`
+        for a value of the wrong type, a NaN or infinity, an unknown choice or a string that
+        is too long. Floats are accepted for ints and bools (TouchDesigner's OSC Out CHOP
+        sends only floats); a float or int for a choice picks it by index.
+        """
+        kind = self.kind
+        if kind is Kind.FLOAT:
+            number = _as_number(self.name, value)
+            return self._clamp(float(number))
+        if kind is Kind.INT:
+            number = _as_number(self.name, value)
+            rounded = int(round(number))
+            value_out, note = self._clamp(rounded)
+            if note is None and rounded != number:
+                note = f"{self.name}: {number!r} rounded to {rounded}"
+            return int(value_out), note
+        if kind is Kind.BOOL:
+            return _as_bool(self.name, value), None
+        if kind is Kind.TRIGGER:
+            return _as_bool(self.name, value), None
+        if kind is Kind.CHOICE:
+            return self._choice(value), None
+        if kind is Kind.STRING_LIST:
+            items = [value] if isinstance(value, str) else value
+            if not isinstance(items, (list, tuple)) or not all(isinstance(i, str) for i in items):
+                raise ParamError(f"{self.name}: expected a list of strings, got {_describe(value)}")
+            return [_as_string(self.name, i) for i in items], None
+        return _as_string(self.name, value), None  # STRING, PATH
+
+    def _clamp(self, number: float) -> tuple[float, str | None]:
+        low = -math.inf if self.minimum is None else self.minimum
+        high = math.inf if self.maximum is None else self.maximum
+        if number < low or number > high:
+            clamped = min(max(number, low), high)
+            clamped = type(number)(clamped)
+            return clamped, f"{self.name}: {number!r} out of range [{low}, {high}], clamped to {clamped!r}"
+        return number, None
+
+    def _choice(self, value: Any) -> str:
+        if isinstance(value, str):
+            if value in self.choices:
+                return value
+            raise ParamError(f"{self.name}: {value!r} is not one of {', '.join(self.choices)}")
+        number = _as_number(self.name, value)
+        index = int(round(number))
+        if index != number or not 0 <= index < len(self.choices):
+            raise ParamError(
+                f"{self.name}: index {number!r} is not a whole number in 0..{len(self.choices) - 1}"
+            )
+        return self.choices[index]
+
+    def range_text(self) -> str:
+        """Human-readable range or choices, for tables and docs."""
+        if self.choices:
+            return " | ".join(self.choices)
+        if self.minimum is not None or self.maximum is not None:
+            return f"{_fmt(self.minimum)} .. {_fmt(self.maximum)}"
+        return ""
+
+
+def _fmt(number: float | None) -> str:
+    if number is None:
+        return ""
+    return str(int(number)) if float(number).is_integer() else str(number)
+
+
+def _describe(value: Any) -> str:
+    text = repr(value)
+    return f"{type(value).__name__} {text[:40]}{'...' if len(text) > 40 else ''}"
+
+
+def _as_number(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ParamError(f"{name}: expected a number, got {_describe(value)}")
+    if not math.isfinite(value):
+        raise ParamError(f"{name}: {value!r} is not a finite number")
+    return value
+
+
+def _as_bool(name: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)):
+        if not math.isfinite(value):
+            raise ParamError(f"{name}: {value!r} is not a finite number")
+        return value != 0
+    if isinstance(value, str) and value.lower() in ("true", "on", "yes", "1", "false", "off", "no", "0"):
+        return value.lower() in ("true", "on", "yes", "1")
+    raise ParamError(f"{name}: expected a bool (or 0/1), got {_describe(value)}")
+
+
+def _as_string(name: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise ParamError(f"{name}: expected a string, got {_describe(value)}")
+    if len(value) > MAX_STRING_LENGTH:
+        raise ParamError(f"{name}: string of {len(value)} characters, the limit is {MAX_STRING_LENGTH}")
+    if "\x00" in value:
+        raise ParamError(f"{name}: string contains a NUL character")
+    return value
+
+
+class Registry:
+    """An ordered, name-indexed collection of :class:`Param`."""
+
+    def __init__(self, params: Sequence[Param]) -> None:
+        self._params = {p.name: p for p in params}
+        if len(self._params) != len(params):
+            raise ValueError("duplicate parameter names in the registry")
+        for p in params:
+            if p.kind not in (Kind.TRIGGER,):
+                coerced, note = p.coerce(p.default)
+                if note is not None or coerced != p.default:
+                    raise ValueError(f"default of {p.name} is not valid: {note}")
+
+    def __getitem__(self, name: str) -> Param:
+        return self._params[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._params
+
+    def __iter__(self) -> Iterator[Param]:
+        return iter(self._params.values())
+
+    def __len__(self) -> int:
+        return len(self._params)
+
+    def by_address(self, address: str) -> Param | None:
+        """The parameter at an OSC address, or ``None``."""
+        if not address.startswith(OSC_PREFIX):
+            return None
+        return self._params.get(address[len(OSC_PREFIX) :])
+
+    def defaults(self) -> dict[str, Any]:
+        """A fresh dict of every parameter's default value."""
+        return {p.name: _copy(p.default) for p in self}
+
+    def groups(self) -> dict[str, list[Param]]:
+        """Parameters by group, in declaration order."""
+        out: dict[str, list[Param]] = {}
+        for p in self:
+            out.setdefault(p.group, []).append(p)
+        return out
+
+
+def _copy(value: Any) -> Any:
+    return list(value) if isinstance(value, list) else value
+
+
+ANNOTATOR_CHOICES = ("none", "passthrough", "edge", "scribble", "pose", "depth", "flow")
+MASK_SOURCE_CHOICES = ("none", "person", "luma", "chroma", "alpha", "image")
+
+F, I, B, S, C, P, L, T = (
+    Kind.FLOAT, Kind.INT, Kind.BOOL, Kind.STRING, Kind.CHOICE, Kind.PATH, Kind.STRING_LIST, Kind.TRIGGER,
+)
+CHUNK, NOW, RESTART = Applies.CHUNK, Applies.NOW, Applies.RESTART
+
+REGISTRY = Registry([
+    # --- generation -----------------------------------------------------------------------
+    Param("prompt", S, "a neon city street at night, rain, cinematic light",
+          "Text prompt; a weighted list blends several: 'a forest:0.7|neon city:0.3'.",
+          group="generation"),
+    Param("prompt_transition", I, 4, "Chunks over which a new prompt blends in from the old one (0 = cut).",
+          group="generation", minimum=0, maximum=120, unit="chunks"),
+    Param("prompt_blend", C, "slerp", "How prompt embeddings are interpolated during a transition.",
+          group="generation", choices=("linear", "slerp")),
+    Param("seed", I, 42, "Noise seed; each chunk's noise comes from (seed, chunk index).",
+          group="generation", minimum=0, maximum=2**31 - 1),
+    Param("steps", I, 4, "Denoising steps per chunk (few-step schedule 1000/750/500/250).",
+          group="generation", minimum=1, maximum=4),
+    # --- VACE -------------------------------------------------------------------------------
+    Param("context_scale", F, 1.0, "Strength of the VACE hints added to the base model (0 = no control).",
+          group="vace", minimum=0.0, maximum=2.0),
+    Param("reference_1", P, "", "Reference image (R2V), file below the media folder; '' = none.",
+          group="vace"),
+    Param("reference_2", P, "", "Second reference image; '' = none.", group="vace"),
+    Param("reference_3", P, "", "Third reference image; '' = none.", group="vace"),
+    Param("keyframe_first", P, "",
+          "Keyframe the stream starts from (extension: firstframe); '' = none.", group="vace"),
+    Param("keyframe_last", P, "",
+          "Keyframe the stream converges to (extension: lastframe; with keyframe_first: firstlastframe).",
+          group="vace"),
+    # --- annotator --------------------------------------------------------------------------
+    Param("annotator", C, "edge", "Control signal made from the input frames.",
+          group="annotator", choices=ANNOTATOR_CHOICES),
+    Param("canny_low", I, 100, "Edge: lower Canny threshold.", group="annotator", minimum=0, maximum=255),
+    Param("canny_high", I, 200, "Edge: upper Canny threshold.", group="annotator", minimum=0, maximum=255),
+    Param("scribble_width", I, 4, "Scribble: line width.", group="annotator", minimum=1, maximum=16, unit="px"),
+    Param("pose_hands", B, False, "Pose: draw hands.", group="annotator"),
+    Param("pose_face", B, False, "Pose: draw face points.", group="annotator"),
+    Param("depth_smoothing", F, 0.8, "Depth: weight of the previous depth range (anti-flicker).",
+          group="annotator", minimum=0.0, maximum=1.0),
+    Param("flow_method", C, "dis", "Flow: optical flow algorithm.", group="annotator",
+          choices=("dis", "farneback")),
+    # --- mask (inpainting: 1 = generate, 0 = keep) --------------------------------------------
+    Param("mask_source", C, "none", "Where inpainting masks come from.", group="mask",
+          choices=MASK_SOURCE_CHOICES),
+    Param("mask_invert", B, False, "Swap generated and kept regions.", group="mask"),
+    Param("mask_feather", I, 4, "Soften the mask edge.", group="mask", minimum=0, maximum=64, unit="px"),
+    Param("mask_threshold", F, 0.5, "Luma / chroma key threshold.", group="mask", minimum=0.0, maximum=1.0),
+    Param("mask_key_color", S, "#00ff00", "Chroma key colour (hex).", group="mask"),
+    Param("mask_image", P, "", "Static mask image below the media folder (white = generate).",
+          group="mask"),
+    # --- output -----------------------------------------------------------------------------
+    Param("fps", F, 24.0, "Output frame rate; the publisher's clock.", applies=NOW, group="output",
+          minimum=1.0, maximum=120.0, unit="fps"),
+    Param("width", I, 832, "Output width (multiple of 16).", applies=RESTART, group="output",
+          minimum=64, maximum=2048, unit="px"),
+    Param("height", I, 480, "Output height (multiple of 16).", applies=RESTART, group="output",
+          minimum=64, maximum=2048, unit="px"),
+    Param("source", S, "testpattern", "Input spec: testpattern, file:PATH, images:DIR, camera:N, "
+          "ndi:NAME, spout:NAME, syphon:NAME.", applies=RESTART, group="io"),
+    Param("sink", L, ["null"], "Output specs (repeatable): null, file:PATH, ndi:NAME, spout:NAME, "
+          "syphon:NAME, virtualcam.", applies=RESTART, group="io"),
+    # --- model ------------------------------------------------------------------------------
+    Param("model", C, "tiny", "Model config: 'tiny' is a clearly labelled random-weight demo model; "
+          "1.3B / 14B need real weights.", applies=RESTART, group="model", choices=("tiny", "1.3B", "14B")),
+    Param("weights_dir", S, "", "Folder with vacelive-weights.toml and the checkpoints.",
+          applies=RESTART, group="model"),
+    Param("device", C, "auto", "Compute device.", applies=RESTART, group="model",
+          choices=("auto", "cpu", "cuda")),
+    Param("dtype", C, "auto", "Compute dtype (auto: bf16 on CUDA, fp32 on CPU).", applies=RESTART,
+          group="model", choices=("auto", "bf16", "fp16", "fp32")),
+    Param("vae", C, "wan", "Autoencoder: the Wan2.1 VAE, or the tiny TAEW2.1 for speed.",
+          applies=RESTART, group="model", choices=("wan", "tae")),
+    Param("compile", B, False, "torch.compile the model.", applies=RESTART, group="model"),
+    # --- control ------------------------------------------------------------------------------
+    Param("pause", B, False, "Freeze the output on the last frame; generation pauses.", applies=NOW,
+          group="control", in_presets=False),
+    Param("cut", T, False, "Hard cut: reset the model state (KV cache, VAE caches, annotators).",
+          applies=NOW, group="control", in_presets=False),
+    Param("preset_load", S, "", "Load a preset by name (a .toml file in the preset folder).", applies=NOW,
+          group="control", in_presets=False),
+    Param("preset_save", S, "", "Save the current state as a preset with this name (atomically).", applies=NOW,
+          group="control", in_presets=False),
+    # --- server -------------------------------------------------------------------------------
+    Param("osc_host", S, "127.0.0.1", "Address the OSC server binds to.", applies=RESTART,
+          group="server", in_presets=False),
+    Param("osc_port", I, 9000, "OSC UDP port.", applies=RESTART, group="server", minimum=1, maximum=65535,
+          in_presets=False),
+    Param("osc_reply", S, "", "host:port that receives /vacelive/status/* once a second ('' = off).",
+          applies=NOW, group="server", in_presets=False),
+    Param("osc_allow", L, [], "Sender addresses allowed to send OSC (empty = any).", applies=RESTART,
+          group="server", in_presets=False),
+    Param("http_port", I, 9001, "OSCQuery HTTP port on the OSC host (0 = off).", applies=RESTART,
+          group="server", minimum=0, maximum=65535, in_presets=False),
+    Param("media_dir", S, "media", "Folder that reference, keyframe and mask paths are confined to.",
+          applies=RESTART, group="server", in_presets=False),
+    Param("preset_dir", S, "presets", "Folder of presets (TOML).", applies=RESTART, group="server",
+          in_presets=False),
+])
+"""Every parameter of vacelive."""

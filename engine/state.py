@@ -1,0 +1,139 @@
+"""Live parameter state: validated sets from any thread, consistent snapshots per chunk."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from engine.params import REGISTRY, Applies, Kind, Param, ParamError, Registry
+from engine.paths import PathRefused, confined_path
+
+log = logging.getLogger(__name__)
+
+Listener = Callable[[Param, Any], None]
+
+
+class Snapshot(Mapping[str, Any]):
+    """An immutable view of every parameter's value at one moment, with a version number."""
+
+    def __init__(self, values: dict[str, Any], version: int) -> None:
+        self._values = MappingProxyType(values)
+        self.version = version
+
+    def __getitem__(self, name: str) -> Any:
+        return self._values[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __repr__(self) -> str:
+        return f"Snapshot(version={self.version})"
+
+
+class ParamStore:
+    """Holds the current value of every parameter.
+
+    ``set`` validates (type, range, confined paths) and either changes the value or raises
+    :class:`ParamError` changing nothing. Listeners are called after a change, outside the lock,
+    so NOW parameters (pause, cut, fps, preset actions) can act at once. ``snapshot`` returns a
+    consistent immutable view: the loop takes one per chunk, so no change is half-applied.
+    """
+
+    def __init__(self, registry: Registry = REGISTRY) -> None:
+        self.registry = registry
+        self._values = registry.defaults()
+        self._version = 0
+        self._lock = threading.Lock()
+        self._listeners: list[Listener] = []
+
+    @property
+    def media_dir(self) -> Path:
+        """The folder PATH parameters are confined to."""
+        return Path(self.get("media_dir"))
+
+    def resolve_media(self, value: str) -> Path:
+        """Resolve a PATH value below the media folder (raises :class:`PathRefused`)."""
+        return confined_path(value, self.media_dir)
+
+    def subscribe(self, listener: Listener) -> None:
+        """Call ``listener(param, value)`` after every change."""
+        self._listeners.append(listener)
+
+    def get(self, name: str) -> Any:
+        """The current value of ``name``."""
+        with self._lock:
+            return self._values[name]
+
+    def snapshot(self) -> Snapshot:
+        """A consistent copy of all values."""
+        with self._lock:
+            return Snapshot(dict(self._values), self._version)
+
+    def set(self, name: str, value: Any, *, live: bool = True) -> tuple[Any, str | None]:
+        """Validate and apply one value; return ``(applied_value, note)``.
+
+        ``live`` refuses RESTART parameters (they are set at start-up only). Raises
+        :class:`ParamError` (unknown name, wrong type, refused path) and changes nothing then.
+        """
+        param = self.registry[name] if name in self.registry else None
+        if param is None:
+            raise ParamError(f"unknown parameter {name!r}")
+        if live and not param.writable_live:
+            raise ParamError(f"{name} applies at restart; set it on the command line or in a preset")
+        coerced, note = param.coerce(value)
+        self._check_path(param, coerced)
+        if param.kind is Kind.TRIGGER:
+            if not coerced:
+                return coerced, note
+        else:
+            with self._lock:
+                self._values[name] = coerced
+                self._version += 1
+        if note:
+            log.warning(note)
+        for listener in list(self._listeners):
+            try:
+                listener(param, coerced)
+            except Exception:  # a failing listener must not undo or block the change
+                log.exception("listener failed for %s", name)
+        return coerced, note
+
+    def _check_path(self, param: Param, value: Any) -> None:
+        if param.kind is Kind.PATH and value:
+            try:
+                self.resolve_media(value)
+            except PathRefused as exc:
+                raise ParamError(f"{param.name}: {exc}") from None
+
+    def update(self, values: Mapping[str, Any], *, live: bool = True) -> list[str]:
+        """Validate every value first, then apply them all; return the notes.
+
+        All-or-nothing: if any value is bad, a :class:`ParamError` naming it is raised and
+        nothing changes. With ``live``, RESTART parameters that differ from the current value
+        are skipped with a note (they take effect at the next start).
+        """
+        checked: dict[str, Any] = {}
+        notes: list[str] = []
+        for name, value in values.items():
+            if name not in self.registry:
+                raise ParamError(f"unknown parameter {name!r}")
+            param = self.registry[name]
+            coerced, note = param.coerce(value)
+            if note:
+                notes.append(note)
+            self._check_path(param, coerced)
+            if live and param.applies is Applies.RESTART:
+                if coerced != self.get(name):
+                    notes.append(f"{name} = {coerced!r} takes effect at the next start")
+                continue
+            checked[name] = coerced
+        for name, value in checked.items():
+            self.set(name, value, live=live)
+        return notes
