@@ -1,0 +1,43 @@
+"""Choose and build a streaming autoencoder from config."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import torch
+
+from .base import VideoAutoencoder
+from .taew import TAEW, TAEW_CONFIGS, load_taew
+from .wan import WAN_VAE_CONFIGS, WanVAE, load_wan_vae
+
+WEIGHT_FILES = {"wan": "Wan2.1_VAE.pth", "tae": "taew2_1.pth"}
+
+
+def make_autoencoder(kind: Literal["wan", "tae"] = "wan", weights: Path | str | None = None,
+                     config: Literal["real", "tiny"] = "real", device: str | torch.device = "cpu",
+                     dtype: torch.dtype = torch.float32, seed: int = 0) -> VideoAutoencoder:
+    """Build the ``kind`` autoencoder ("wan": Wan2.1 VAE, "tae": TAEW2.1).
+
+    ``weights``: the checkpoint file, or a folder holding it under its official name
+    (``Wan2.1_VAE.pth`` / ``taew2_1.pth``). ``None`` means random init (seeded with ``seed``),
+    allowed only for the tiny config.
+    """
+    if kind not in WEIGHT_FILES:
+        raise ValueError(f"unknown autoencoder kind {kind!r}; expected 'wan' or 'tae'")
+    if weights is None:
+        if config != "tiny":
+            raise FileNotFoundError(
+                f"the {config} {kind} autoencoder needs its weights file {WEIGHT_FILES[kind]}; "
+                "random init is only allowed with config='tiny'")
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = WanVAE(WAN_VAE_CONFIGS[config]) if kind == "wan" else TAEW(TAEW_CONFIGS[config])
+        return model.to(device=device, dtype=dtype).eval().requires_grad_(False)
+    path = Path(weights)
+    if path.is_dir():
+        path = path / WEIGHT_FILES[kind]
+    if not path.is_file():
+        raise FileNotFoundError(f"{kind} autoencoder weights not found: {path}")
+    loader = load_wan_vae if kind == "wan" else load_taew
+    return loader(path, device=device, dtype=dtype, config=config)

@@ -1,0 +1,172 @@
+"""Streaming VAE tests on the tiny configs (Wan2.1 VAE and TAEW2.1)."""
+
+import pytest
+import torch
+
+from engine.vae import VideoAutoencoder, WanVAE, TAEW, make_autoencoder
+
+H = W = 16
+KINDS = ["wan", "tae"]
+
+
+def _model(kind: str, seed: int = 0):
+    model = make_autoencoder(kind, None, "tiny", seed=seed)
+    with torch.no_grad(), torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed + 1)
+        for p in model.parameters():  # wake up zero-initialised layers (attention proj)
+            p.add_(torch.randn_like(p) * 0.05)
+    return model
+
+
+@pytest.fixture(scope="module", params=KINDS)
+def model(request):
+    return _model(request.param)
+
+
+def _frames(t: int, seed: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(1, 3, t, H, W, generator=g) * 2 - 1
+
+
+def _latents(t: int, seed: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(1, 16, t, H // 8, W // 8, generator=g)
+
+
+def test_interface(model):
+    assert isinstance(model, VideoAutoencoder)
+    assert model.z_dim == 16
+
+
+def test_encode_chunks_give_three_latents_and_match_whole_clip(model):
+    x = _frames(36, 0)
+    cache = model.new_cache()
+    chunks = [model.encode(x[:, :, i:i + 12], cache) for i in range(0, 36, 12)]
+    assert [c.shape for c in chunks] == [(1, 16, 3, H // 8, W // 8)] * 3
+    streamed = torch.cat(chunks, 2)
+    if isinstance(model, WanVAE):  # 3-frame lag: 9 latents cover frames 0..32 = 1 + 4*8
+        whole = model.encode(x[:, :, :33], model.new_cache())
+    else:  # TAEW: groups of 4 from the stream start, no lag
+        whole = model.encode(x, model.new_cache())
+    assert whole.shape[2] == 9
+    torch.testing.assert_close(streamed, whole, rtol=1e-4, atol=1e-5)
+
+
+def test_wan_encode_matches_official_schedule():
+    """Frame 0 alone then groups of 4 (as wan/modules/vae.py does) == one call."""
+    model = _model("wan")
+    x = _frames(13, 1)
+    cache = model.new_cache()
+    parts = [model.encode(x[:, :, :1], cache)] + [model.encode(x[:, :, 1 + 4 * i:5 + 4 * i], cache) for i in range(3)]
+    torch.testing.assert_close(torch.cat(parts, 2), model.encode(x, model.new_cache()), rtol=1e-4, atol=1e-5)
+
+
+def test_decode_chunks_shapes_and_match_whole(model):
+    z = _latents(9, 2)
+    cache = model.new_cache()
+    chunks = [model.decode(z[:, :, i:i + 3], cache) for i in range(0, 9, 3)]
+    assert [c.shape[2] for c in chunks] == [9, 12, 12]
+    assert chunks[0].shape == (1, 3, 9, H, W)
+    streamed = torch.cat(chunks, 2)
+    torch.testing.assert_close(streamed, model.decode(z, model.new_cache()), rtol=1e-4, atol=1e-5)
+    per_latent_cache = model.new_cache()
+    per_latent = torch.cat([model.decode(z[:, :, i:i + 1], per_latent_cache) for i in range(9)], 2)
+    torch.testing.assert_close(streamed, per_latent, rtol=1e-4, atol=1e-5)
+    assert streamed.abs().max() <= 1.0
+
+
+def test_interleaved_streams_do_not_contaminate(model):
+    xa, xb = _frames(24, 3), _frames(24, 4)
+    alone_a = [model.encode(xa[:, :, i:i + 12], c) for c in [model.new_cache()] for i in (0, 12)]
+    alone_b = [model.encode(xb[:, :, i:i + 12], c) for c in [model.new_cache()] for i in (0, 12)]
+    ca, cb = model.new_cache(), model.new_cache()
+    mixed_a, mixed_b = [], []
+    for i in (0, 12):
+        mixed_a.append(model.encode(xa[:, :, i:i + 12], ca))
+        mixed_b.append(model.encode(xb[:, :, i:i + 12], cb))
+    for got, want in zip(mixed_a + mixed_b, alone_a + alone_b):
+        torch.testing.assert_close(got, want, rtol=0, atol=0)
+    za, zb = _latents(6, 5), _latents(6, 6)
+    da = model.decode(za, model.new_cache())
+    ca, cb = model.new_cache(), model.new_cache()
+    got = []
+    for i in (0, 3):
+        got.append(model.decode(za[:, :, i:i + 3], ca))
+        model.decode(zb[:, :, i:i + 3], cb)
+    torch.testing.assert_close(torch.cat(got, 2), da, rtol=1e-4, atol=1e-5)
+
+
+def test_reset_starts_a_new_stream(model):
+    z = _latents(3, 7)
+    cache = model.new_cache()
+    first = model.decode(z, cache)
+    assert model.decode(z, cache).shape[2] == 12
+    cache.reset()
+    assert cache.position == 0
+    torch.testing.assert_close(model.decode(z, cache), first, rtol=0, atol=0)
+
+
+def test_cache_serves_one_direction(model):
+    cache = model.new_cache()
+    model.decode(_latents(3, 8), cache)
+    with pytest.raises(ValueError, match="decode stream"):
+        model.encode(_frames(12, 8), cache)
+
+
+def test_encode_image(model):
+    z = model.encode_image(_frames(1, 9))
+    assert z.shape == (1, 16, 1, H // 8, W // 8)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_strict_load_of_saved_tiny_checkpoint(kind, tmp_path):
+    model = _model(kind, seed=3)
+    path = tmp_path / f"{kind}.pth"
+    torch.save(model.state_dict(), path)
+    loaded = make_autoencoder(kind, path, "tiny")
+    z = _latents(3, 10)
+    torch.testing.assert_close(loaded.decode(z, loaded.new_cache()), model.decode(z, model.new_cache()))
+    state = model.state_dict()
+    old = next(iter(state))
+    state["renamed." + old] = state.pop(old)
+    torch.save(state, path)
+    with pytest.raises(KeyError) as err:
+        make_autoencoder(kind, path, "tiny")
+    assert old in str(err.value) and "renamed." + old in str(err.value)
+
+
+def test_real_config_needs_weights(tmp_path):
+    with pytest.raises(FileNotFoundError, match="Wan2.1_VAE.pth"):
+        make_autoencoder("wan", None, "real")
+    with pytest.raises(FileNotFoundError, match="taew2_1.pth"):
+        make_autoencoder("tae", tmp_path, "real")
+
+
+def test_real_wan_vae_official_key_names():
+    with torch.device("meta"):
+        keys = {k: tuple(v.shape) for k, v in WanVAE().state_dict().items()}
+    assert keys["encoder.conv1.weight"] == (96, 3, 3, 3, 3)
+    assert keys["conv1.weight"] == (32, 32, 1, 1, 1)
+    assert keys["conv2.weight"] == (16, 16, 1, 1, 1)
+    assert keys["decoder.head.2.weight"] == (3, 96, 3, 3, 3)
+    assert keys["decoder.conv1.weight"] == (384, 16, 3, 3, 3)
+    assert keys["encoder.head.2.weight"] == (32, 384, 3, 3, 3)
+    assert keys["encoder.middle.1.to_qkv.weight"] == (1152, 384, 1, 1)
+    assert keys["encoder.downsamples.0.residual.0.gamma"] == (96, 1, 1, 1)
+    assert keys["encoder.downsamples.5.time_conv.weight"] == (192, 192, 3, 1, 1)
+    assert keys["decoder.upsamples.3.time_conv.weight"] == (768, 384, 3, 1, 1)
+    assert keys["decoder.upsamples.4.shortcut.weight"] == (384, 192, 1, 1, 1)
+    assert len(keys) == 194
+
+
+def test_real_taew_key_names():
+    with torch.device("meta"):
+        keys = {k: tuple(v.shape) for k, v in TAEW().state_dict().items()}
+    assert keys["encoder.0.weight"] == (64, 3, 3, 3)
+    assert keys["encoder.2.conv.weight"] == (64, 128, 1, 1)  # TPool stride 2
+    assert keys["encoder.4.conv.0.weight"] == (64, 128, 3, 3)  # MemBlock
+    assert keys["encoder.17.weight"] == (16, 64, 3, 3)
+    assert keys["decoder.1.weight"] == (256, 16, 3, 3)
+    assert keys["decoder.7.conv.weight"] == (256, 256, 1, 1)  # TGrow stride 1
+    assert keys["decoder.13.conv.weight"] == (256, 128, 1, 1)  # TGrow stride 2
+    assert keys["decoder.22.weight"] == (3, 64, 3, 3)
