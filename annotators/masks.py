@@ -1,0 +1,154 @@
+"""Mask sources for inpainting: 1 = generate, 0 = keep, as (T, H, W) float32 in [0, 1].
+
+Every source applies ``mask_invert`` and then ``mask_feather`` (a Gaussian of that many pixels)
+to its raw mask. The person source lives in ``annotators.person`` (it needs mediapipe).
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from annotators.base import MaskSource
+from annotators.settings import (
+    check_frames,
+    get_bool,
+    get_float,
+    get_int,
+    get_str,
+    parse_hex_color,
+)
+from engine.frames import crop_to_fill
+
+CHROMA_SCALE = 100.0
+"""Chroma-key distances are Lab a*b* distances divided by this, so thresholds sit in 0-1."""
+
+
+def feather(mask: np.ndarray, radius: int) -> np.ndarray:
+    """Soften the edges of an (H, W) float32 mask with a Gaussian of ``radius`` px; stays in [0, 1]."""
+    if radius <= 0:
+        return mask
+    size = 2 * radius + 1
+    blurred = cv2.GaussianBlur(mask, (size, size), radius / 2.0, borderType=cv2.BORDER_REFLECT)
+    return np.clip(blurred, 0.0, 1.0)
+
+
+class KeyedMaskSource(MaskSource):
+    """A mask source whose raw masks get the shared invert and feather settings."""
+
+    @abstractmethod
+    def raw(
+        self, frames: np.ndarray, settings: Mapping[str, Any], alpha: np.ndarray | None
+    ) -> np.ndarray:
+        """Return the raw (T, H, W) float32 masks in [0, 1] before invert and feather."""
+
+    def __call__(
+        self, frames: np.ndarray, settings: Mapping[str, Any], alpha: np.ndarray | None = None
+    ) -> np.ndarray:
+        check_frames(frames)
+        masks = np.ascontiguousarray(self.raw(frames, settings, alpha), dtype=np.float32)
+        if get_bool(settings, "mask_invert"):
+            masks = 1.0 - masks
+        radius = get_int(settings, "mask_feather", 0, 64)
+        if radius > 0:
+            masks = np.stack([feather(m, radius) for m in masks])
+        return masks
+
+
+class LumaMask(KeyedMaskSource):
+    """Generate where the luma (Rec. 601, 0-1) is above ``mask_threshold``."""
+
+    name = "luma"
+
+    def raw(
+        self, frames: np.ndarray, settings: Mapping[str, Any], alpha: np.ndarray | None
+    ) -> np.ndarray:
+        threshold = get_float(settings, "mask_threshold")
+        luma = np.stack([cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames])
+        return (luma.astype(np.float32) > threshold * 255.0).astype(np.float32)
+
+
+class ChromaMask(KeyedMaskSource):
+    """Generate where the colour is near ``mask_key_color`` (a green screen, say).
+
+    Distance is measured in the a*b* plane of CIE Lab (hue and chroma, not brightness, so shadows
+    on the screen still key), divided by ``CHROMA_SCALE``; below ``mask_threshold`` is keyed.
+    """
+
+    name = "chroma"
+
+    def raw(
+        self, frames: np.ndarray, settings: Mapping[str, Any], alpha: np.ndarray | None
+    ) -> np.ndarray:
+        threshold = get_float(settings, "mask_threshold")
+        key = np.array([[parse_hex_color(get_str(settings, "mask_key_color"))]], dtype=np.uint8)
+        key_ab = cv2.cvtColor(key.astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab)[0, 0, 1:]
+        out = np.empty(frames.shape[:3], dtype=np.float32)
+        for i, frame in enumerate(frames):
+            lab = cv2.cvtColor(frame.astype(np.float32) * (1.0 / 255.0), cv2.COLOR_RGB2Lab)
+            dist = np.linalg.norm(lab[:, :, 1:] - key_ab, axis=2) / CHROMA_SCALE
+            out[i] = dist < threshold
+        return out
+
+
+class AlphaMask(KeyedMaskSource):
+    """The input's own alpha channel, alpha / 255 (opaque = generate)."""
+
+    name = "alpha"
+
+    def raw(
+        self, frames: np.ndarray, settings: Mapping[str, Any], alpha: np.ndarray | None
+    ) -> np.ndarray:
+        if alpha is None:
+            raise ValueError(
+                "mask_source 'alpha' needs an input with an alpha channel (RGBA), "
+                "but the source delivered RGB frames"
+            )
+        if alpha.shape != frames.shape[:3]:
+            raise ValueError(f"alpha shape {alpha.shape} does not match frames {frames.shape[:3]}")
+        return alpha.astype(np.float32) * (1.0 / 255.0)
+
+
+class ImageMask(KeyedMaskSource):
+    """A still mask image (white = generate), crop-to-filled to the frames' size.
+
+    ``mask_image`` is passed through ``resolve_path`` (the engine confines it to its media
+    folders); the image is reloaded whenever the setting or the frame size changes.
+    """
+
+    name = "image"
+
+    def __init__(self, resolve_path: Callable[[str], Path] = Path) -> None:
+        self._resolve_path = resolve_path
+        self._key: tuple[str, int, int] | None = None
+        self._mask: np.ndarray | None = None
+
+    def reset(self) -> None:
+        """Forget the loaded image so the next call reads the file again."""
+        self._key = None
+        self._mask = None
+
+    def _load(self, value: str, width: int, height: int) -> np.ndarray:
+        if not value:
+            raise ValueError("mask_source 'image' needs the mask_image setting (a file name)")
+        path = Path(self._resolve_path(value))
+        image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+        if image is None:
+            raise FileNotFoundError(f"mask image not found or unreadable: {path}")
+        fitted = crop_to_fill(image[:, :, None], width, height)[:, :, 0]
+        return fitted.astype(np.float32) * (1.0 / 255.0)
+
+    def raw(
+        self, frames: np.ndarray, settings: Mapping[str, Any], alpha: np.ndarray | None
+    ) -> np.ndarray:
+        value = get_str(settings, "mask_image")
+        key = (value, frames.shape[2], frames.shape[1])
+        if key != self._key or self._mask is None:
+            self._mask = self._load(*key)
+            self._key = key
+        return np.broadcast_to(self._mask, frames.shape[:3])
