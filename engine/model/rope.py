@@ -19,9 +19,10 @@ class Rope3D:
     def __init__(self, head_dim: int, theta: float = 10000.0) -> None:
         c = head_dim // 2
         self.split = (c - 2 * (c // 3), c // 3, c // 3)
-        # inverse frequencies per axis: 1 / theta^(2i / (2n)), i < n
+        # inverse frequencies per axis: 1 / theta^(2i / (2n)), i < n; always on CPU (the model may
+        # be built on the meta device), tables are moved to the target device per call
         self.inv_freq = [
-            1.0 / theta ** (torch.arange(0, 2 * n, 2, dtype=torch.float64) / (2 * n))
+            1.0 / theta ** (torch.arange(0, 2 * n, 2, dtype=torch.float64, device="cpu") / (2 * n))
             for n in self.split
         ]
         self._last: tuple[tuple, tuple[Tensor, Tensor]] | None = None
@@ -35,9 +36,9 @@ class Rope3D:
             return self._last[1]
         f, h, w = grid
         pos = [
-            torch.arange(start_frame, start_frame + f, dtype=torch.float64),
-            torch.arange(h, dtype=torch.float64),
-            torch.arange(w, dtype=torch.float64),
+            torch.arange(start_frame, start_frame + f, dtype=torch.float64, device="cpu"),
+            torch.arange(h, dtype=torch.float64, device="cpu"),
+            torch.arange(w, dtype=torch.float64, device="cpu"),
         ]
         ang_f, ang_h, ang_w = (torch.outer(p, inv) for p, inv in zip(pos, self.inv_freq))
         angles = torch.cat(

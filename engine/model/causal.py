@@ -1,0 +1,80 @@
+"""Chunk driver: a model, its KV ring, the absolute frame index and the few-step sampler."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import torch
+from torch import Tensor
+
+from ..sampler import add_noise, chunk_rng, draw_noise, timesteps_for, x0_from_flow
+from .context import BlockContext
+from .kv_cache import TextKVCache
+from .model import WanModel
+
+
+class CausalGenerator:
+    """Generates a video stream chunk by chunk (3 latent frames = 12 video frames each).
+
+    Holds the model, its ``RingKVCache`` (``kv_cache``), the per-prompt text cache
+    (``text_cache``), the absolute latent frame index (``frame_index``, the RoPE position of the
+    next chunk; it keeps growing while the cache rolls) and ``chunk_index`` (noise = f(seed,
+    chunk_index)). ``reset()`` is a hard cut: empty cache, frame index back to 0; the chunk index
+    keeps counting so a cut does not replay the same noise (set ``chunk_index`` to replay).
+    """
+
+    def __init__(self, model: WanModel, height: int, width: int, batch_size: int = 1) -> None:
+        cfg = model.config
+        ph, pw = cfg.patch_size[1:]
+        lh, lw = height // 8, width // 8
+        if lh % ph or lw % pw:
+            raise ValueError(f"{width}x{height} gives a latent {lw}x{lh} not divisible by the patch {pw}x{ph}")
+        self.model = model
+        self.latent_shape = (batch_size, cfg.in_dim, cfg.frames_per_chunk, lh, lw)
+        self.kv_cache = model.new_kv_cache(batch_size, (lh // ph) * (lw // pw))
+        self.text_cache = TextKVCache()
+        self.frame_index = 0
+        self.chunk_index = 0
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.patch_embedding.weight.device
+
+    def reset(self) -> None:
+        """Hard cut: forget the cached frames and restart RoPE positions at frame 0."""
+        self.kv_cache.reset()
+        self.frame_index = 0
+
+    @torch.no_grad()
+    def generate_chunk(
+        self,
+        text_context: Tensor,
+        seed: int,
+        steps: int = 4,
+        extras_fn: Callable[[BlockContext], None] | None = None,
+        extras: dict[str, Any] | None = None,
+    ) -> Tensor:
+        """Denoise the next chunk and write it to the cache; returns clean latents [B, 16, 3, h, w] float32.
+
+        text_context: prompt embeddings [B, L, text_dim]; pass the same tensor object while the
+        prompt is unchanged so its cross-attention K/V stay cached.
+        steps: 1..4 (see ``engine.sampler.select_steps``).
+        extras_fn / extras: forwarded to every model forward of this chunk (denoising steps and
+        the cache-writing t=0 pass; ``ctx.write_cache`` tells them apart).
+        """
+        gen = chunk_rng(seed, self.chunk_index)
+        x = draw_noise(gen, self.latent_shape, self.device)
+        timesteps = timesteps_for(steps)
+        common = dict(
+            kv_cache=self.kv_cache, text_cache=self.text_cache, start_frame=self.frame_index,
+            extras=extras, extras_fn=extras_fn,
+        )
+        for i, t in enumerate(timesteps):
+            flow = self.model(x, t, text_context, write_cache=False, **common)
+            x0 = x0_from_flow(x, flow, t)
+            if i + 1 < len(timesteps):
+                x = add_noise(x0, draw_noise(gen, self.latent_shape, self.device), timesteps[i + 1])
+        self.model(x0, 0.0, text_context, write_cache=True, **common)
+        self.frame_index += self.latent_shape[2]
+        self.chunk_index += 1
+        return x0
