@@ -175,18 +175,25 @@ def check_shapes(expected: Mapping[str, tuple[int, ...]], actual: Mapping[str, t
 
 
 def config_from_shapes(shapes: Mapping[str, tuple[int, ...]]) -> WanConfig:
-    """Pick the ``CONFIGS`` entry matching a checkpoint's dim / depth / FFN width."""
-    try:
-        dim = shapes["patch_embedding.weight"][0]
-        ffn = shapes["blocks.0.ffn.0.weight"][0]
-    except KeyError as err:
-        raise WeightsMismatchError([f"missing key: {err.args[0]} (cannot detect the model size)"]) from None
-    layers = 1 + max((int(k.split(".")[1]) for k in shapes if k.startswith("blocks.")), default=-1)
-    for cfg in CONFIGS.values():
-        if (cfg.dim, cfg.ffn_dim, cfg.num_layers) == (dim, ffn, layers):
-            return cfg
-    known = {name: (c.dim, c.ffn_dim, c.num_layers) for name, c in CONFIGS.items()}
-    raise ValueError(f"no config with (dim, ffn_dim, layers) = {(dim, ffn, layers)}; known: {known}")
+    """Pick the ``CONFIGS`` entry with the checkpoint's model width (and depth, if several match).
+
+    The width is read from the first of patch_embedding / text_embedding / any block's
+    self_attn.q that is present, so one renamed key does not hide the model size."""
+    dim = None
+    for key in ("patch_embedding.weight", "text_embedding.0.weight", "time_embedding.0.weight"):
+        if key in shapes:
+            dim = shapes[key][0]
+            break
+    if dim is None:
+        dim = next((s[0] for k, s in shapes.items() if k.endswith("self_attn.q.weight")), None)
+    if dim is None:
+        raise ValueError("cannot detect the model size: no patch_embedding / text_embedding / self_attn.q weight")
+    layers = 1 + max((int(k.split(".")[1]) for k in shapes if re.match(r"^blocks\.\d+\.", k)), default=-1)
+    candidates = [c for c in CONFIGS.values() if c.dim == dim]
+    if not candidates:
+        known = {name: c.dim for name, c in CONFIGS.items()}
+        raise ValueError(f"no config with dim {dim}; known dims: {known}")
+    return next((c for c in candidates if c.num_layers == layers), candidates[0])
 
 
 def merge_lora(state_dict: dict[str, Tensor], lora: Mapping[str, Tensor], alpha: float | None = None) -> int:
@@ -260,6 +267,13 @@ def save_weights(model: WanModel, path: str | Path, layout: str = "wan") -> None
     save_file(sd, str(path))
 
 
+_SAFETENSORS_DTYPES = {
+    "F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16",
+    "F8_E4M3": "float8_e4m3fn", "F8_E5M2": "float8_e5m2",
+    "I64": "int64", "I32": "int32", "I16": "int16", "I8": "int8", "U8": "uint8", "BOOL": "bool",
+}
+
+
 def read_shapes(path: str | Path) -> tuple[dict[str, tuple[int, ...]], dict[str, str]]:
     """Key -> shape and key -> dtype name of a weights file without loading tensors where
     possible (safetensors headers; ``.pt`` files are memory-mapped). Names stay as stored."""
@@ -273,7 +287,7 @@ def read_shapes(path: str | Path) -> tuple[dict[str, tuple[int, ...]], dict[str,
                 for k in fh.keys():
                     sl = fh.get_slice(k)
                     shapes[k] = tuple(sl.get_shape())
-                    dtypes[k] = str(sl.get_dtype())
+                    dtypes[k] = _SAFETENSORS_DTYPES.get(sl.get_dtype(), sl.get_dtype())
         else:
             obj = _torch_load(f)
             items = obj.items() if isinstance(obj, dict) else []

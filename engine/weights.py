@@ -1,0 +1,197 @@
+"""The weights folder: its manifest (``vacelive-weights.toml``) and ``weights check``.
+
+Manifest format (every role optional; paths relative to the folder)::
+
+    [files]
+    dit = "self_forcing_dmd.pt"     # base causal generator, official safetensors or diffusers file/dir
+    lora = "lora.pt"                # LongLive LoRA (merged at load)
+    vace = "Wan2.1-VACE-1.3B/diffusion_pytorch_model.safetensors"
+    vae = "Wan2.1_VAE.pth"
+    tae = "taew2_1.pth"
+    t5 = "models_t5_umt5-xxl-enc-bf16.pth"
+    tokenizer = "umt5-xxl"          # folder with tokenizer files
+    depth = "depth_anything_v2_vits.pth"
+    pose = "pose_landmarker_full.task"
+    segmenter = "selfie_segmenter.tflite"
+
+Nothing is ever downloaded. ``CHECKERS`` maps a role to a function that inspects its file and
+returns a list of problems; other components register theirs (e.g. ``CHECKERS["vae"] = ...``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+try:
+    import tomllib
+except ImportError:  # Python 3.10
+    import tomli as tomllib
+
+from .model.config import CONFIGS
+from .model.loading import (
+    check_shapes,
+    config_from_shapes,
+    expected_shapes,
+    read_dit_shapes,
+    read_shapes,
+)
+
+MANIFEST_NAME = "vacelive-weights.toml"
+KNOWN_ROLES = ("dit", "lora", "vace", "vae", "tae", "t5", "tokenizer", "depth", "pose", "segmenter")
+TENSOR_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin", ".ckpt")
+
+
+class WeightFileMissing(FileNotFoundError):
+    """A role is not declared in the manifest, or its file is not on disk."""
+
+
+@dataclass
+class WeightsManifest:
+    """The parsed manifest of a weights folder: role -> path relative to ``root``."""
+
+    root: Path
+    files: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, directory: str | Path) -> WeightsManifest:
+        """Parse ``directory/vacelive-weights.toml``."""
+        root = Path(directory)
+        manifest = root / MANIFEST_NAME
+        if not manifest.is_file():
+            raise WeightFileMissing(f"no {MANIFEST_NAME} in {root}")
+        data = tomllib.loads(manifest.read_text(encoding="utf-8"))
+        files = data.get("files", {})
+        if not isinstance(files, dict) or not all(isinstance(v, str) for v in files.values()):
+            raise ValueError(f"{manifest}: [files] must map role names to path strings")
+        return cls(root=root, files=dict(files))
+
+    def has(self, role: str) -> bool:
+        """Whether the manifest declares ``role``."""
+        return role in self.files
+
+    def path(self, role: str) -> Path:
+        """Absolute path of the file for ``role``; ``WeightFileMissing`` names role and file."""
+        if role not in self.files:
+            raise WeightFileMissing(f"weights role '{role}' is not declared in {self.root / MANIFEST_NAME}")
+        path = self.root / self.files[role]
+        if not path.exists():
+            raise WeightFileMissing(f"weights role '{role}': file '{self.files[role]}' not found in {self.root}")
+        return path
+
+
+def check_dit(path: Path) -> list[str]:
+    """Compare the DiT keys/shapes with the 1.3B / 14B tree (size detected from shapes)."""
+    shapes = read_dit_shapes(path)
+    try:
+        cfg = config_from_shapes(shapes)
+    except (KeyError, ValueError) as err:
+        return [str(err)]
+    name = next(n for n, c in CONFIGS.items() if c == cfg)
+    print(f"    model: Wan2.1 {name} (dim {cfg.dim}, {cfg.num_layers} blocks)")
+    return check_shapes(expected_shapes(cfg), shapes)
+
+
+def check_lora(path: Path) -> list[str]:
+    """Every LoRA pair must target a Linear weight of a known model tree with matching shapes."""
+    shapes = read_shapes(path)[0]
+    pairs: dict[str, dict[str, tuple[int, ...]]] = {}
+    problems = []
+    for key, shape in shapes.items():
+        m = re.match(r"^(?:generator_lora\.)?(?:base_model\.model\.)?(?:model\.)?(.+)\.lora_([AB])(?:\.default)?\.weight$", key)
+        if m is None:
+            if not key.startswith("critic_lora."):
+                problems.append(f"unexpected LoRA key: {key}")
+            continue
+        pairs.setdefault(m.group(1) + ".weight", {})[m.group(2)] = shape
+    if not pairs:
+        return problems + ["no LoRA pairs (lora_A / lora_B) found"]
+    ranks = {ab["A"][0] for ab in pairs.values() if "A" in ab}
+    print(f"    {len(pairs)} LoRA pairs, rank {sorted(ranks)}")
+    best: list[str] | None = None
+    for cfg in CONFIGS.values():
+        expected = expected_shapes(cfg)
+        found = []
+        for target, ab in pairs.items():
+            if set(ab) != {"A", "B"}:
+                found.append(f"LoRA pair incomplete for: {target}")
+            elif target not in expected:
+                found.append(f"LoRA target not in model: {target}")
+            elif (ab["B"][0], ab["A"][1]) != expected[target]:
+                found.append(f"LoRA shape mismatch: {target} gets {[ab['B'][0], ab['A'][1]]}, model has {list(expected[target])}")
+        if best is None or len(found) < len(best):
+            best = found
+    return problems + (best or [])
+
+
+def check_vace(path: Path) -> list[str]:
+    """List the ``vace_*`` keys and shapes (their module is defined elsewhere)."""
+    shapes = read_shapes(path)[0]
+    vace = {k: s for k, s in shapes.items() if k.startswith("vace_")}
+    for k, s in sorted(vace.items()):
+        print(f"    {k} {list(s)}")
+    print(f"    {len(vace)} vace_* tensors, {len(shapes) - len(vace)} other tensors")
+    return [] if vace else ["no vace_* keys in this file"]
+
+
+CHECKERS: dict[str, Callable[[Path], list[str]]] = {
+    "dit": check_dit,
+    "lora": check_lora,
+    "vace": check_vace,
+}
+
+
+def _size(path: Path) -> int:
+    if path.is_dir():
+        return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+    return path.stat().st_size
+
+
+def _tensor_summary(path: Path) -> str | None:
+    is_tensor_dir = path.is_dir() and any(path.glob("*.safetensors"))
+    if not (is_tensor_dir or path.suffix in TENSOR_SUFFIXES):
+        return None
+    _, dtypes = read_shapes(path)
+    counts = ", ".join(f"{d} x{n}" for d, n in Counter(dtypes.values()).most_common())
+    return f"{len(dtypes)} tensors ({counts})"
+
+
+def weights_check(directory: str) -> int:
+    """Print what the weights folder holds and how it matches the models; 0 if all good, else 1."""
+    try:
+        manifest = WeightsManifest.load(directory)
+    except (OSError, ValueError, tomllib.TOMLDecodeError) as err:
+        print(f"error: {err}")
+        return 1
+    print(f"weights folder: {manifest.root}")
+    if not manifest.files:
+        print("  (the manifest declares no files)")
+    failed = False
+    for role, rel in manifest.files.items():
+        note = "" if role in KNOWN_ROLES else "  (not a role vacelive knows)"
+        print(f"  {role}: {rel}{note}")
+        try:
+            path = manifest.path(role)
+        except WeightFileMissing as err:
+            print(f"    MISSING: {err}")
+            failed = True
+            continue
+        try:
+            print(f"    size: {_size(path) / 2**20:.1f} MiB")
+            summary = _tensor_summary(path)
+            if summary:
+                print(f"    {summary}")
+            problems = CHECKERS[role](path) if role in CHECKERS else []
+        except Exception as err:  # a corrupt or foreign file is a finding, not a crash
+            problems = [f"cannot read: {type(err).__name__}: {err}"]
+        for p in problems:
+            print(f"    PROBLEM: {p}")
+        if problems:
+            failed = True
+        elif role in CHECKERS:
+            print("    ok")
+    print("result: " + ("problems found" if failed else "all good"))
+    return 1 if failed else 0
