@@ -505,11 +505,7 @@ class Engine:
             GeneratorStage(self, generator),
             self.publisher,
         ]
-        store.subscribe(self._on_param)
-
-    def _on_param(self, param, value) -> None:
-        if param.name == "cut" and value:
-            self.hard_cut()
+        store.register_action("cut", lambda _value: self.hard_cut())
 
     def start(self) -> None:
         """Open the sinks and start every stage."""

@@ -15,6 +15,7 @@ from engine.paths import PathRefused, confined_path
 log = logging.getLogger(__name__)
 
 Listener = Callable[[Param, Any], None]
+Action = Callable[[Any], None]
 
 
 class Snapshot(Mapping[str, Any]):
@@ -52,6 +53,7 @@ class ParamStore:
         self._version = 0
         self._lock = threading.Lock()
         self._listeners: list[Listener] = []
+        self._actions: dict[str, Action] = {}
 
     @property
     def media_dir(self) -> Path:
@@ -65,6 +67,14 @@ class ParamStore:
     def subscribe(self, listener: Listener) -> None:
         """Call ``listener(param, value)`` after every change."""
         self._listeners.append(listener)
+
+    def register_action(self, name: str, action: Action) -> None:
+        """Run ``action(value)`` when ``name`` is set, before the value is stored.
+
+        An action may raise :class:`ParamError` to refuse the value (nothing is stored then);
+        used for preset load/save, whose failure the sender must hear about.
+        """
+        self._actions[name] = action
 
     def get(self, name: str) -> Any:
         """The current value of ``name``."""
@@ -89,6 +99,9 @@ class ParamStore:
             raise ParamError(f"{name} applies at restart; set it on the command line or in a preset")
         coerced, note = param.coerce(value)
         self._check_path(param, coerced)
+        action = self._actions.get(name)
+        if action is not None and (coerced or param.kind is not Kind.TRIGGER):
+            action(coerced)
         if param.kind is Kind.TRIGGER:
             if not coerced:
                 return coerced, note

@@ -1,0 +1,144 @@
+"""Start-up and shutdown of a live run: parameters, servers, bridges, generator, loop.
+
+Order of precedence for values: registry defaults < preset < command-line flags; OSC changes
+them while the engine runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from engine.loop import Engine
+from engine.metrics import Metrics
+from engine.osc import OscControl, OscServer, StatusSender
+from engine.oscquery import OscQueryServer
+from engine.params import REGISTRY, ParamError
+from engine.presets import PresetError, load_preset, preset_path, save_preset
+from engine.state import ParamStore
+
+log = logging.getLogger(__name__)
+
+SERVER_GROUP = "server"
+
+
+def resolve_preset(name_or_path: str, preset_dir: Path) -> Path:
+    """A preset given by name (in ``preset_dir``) or, on the command line, by file path."""
+    candidate = Path(name_or_path)
+    if candidate.suffix == ".toml" and candidate.is_file():
+        return candidate
+    return preset_path(name_or_path, preset_dir)
+
+
+def build_store(preset: str | None = None, overrides: Mapping[str, Any] | None = None) -> ParamStore:
+    """The parameter store at start-up: defaults, then a preset, then explicit overrides.
+
+    Server settings (folders, ports) are applied first so that the media folder is known before
+    paths are checked. Raises :class:`ParamError` or :class:`PresetError` naming what is wrong.
+    """
+    store = ParamStore()
+    overrides = dict(overrides or {})
+    for name in [n for n in overrides if REGISTRY[n].group == SERVER_GROUP]:
+        store.set(name, overrides.pop(name), live=False)
+    if preset:
+        loaded = load_preset(resolve_preset(preset, Path(store.get("preset_dir"))))
+        store.update(loaded.values, live=False)
+    store.update(overrides, live=False)
+    return store
+
+
+def install_preset_actions(store: ParamStore) -> None:
+    """Make ``preset_load`` / ``preset_save`` load and save presets when set over OSC."""
+    preset_dir = Path(store.get("preset_dir"))
+
+    def load(name: Any) -> None:
+        if not name:
+            return
+        try:
+            preset = load_preset(preset_path(name, preset_dir))
+            notes = store.update(preset.values, live=True)
+        except PresetError as exc:
+            raise ParamError(str(exc)) from None
+        for note in notes:
+            log.warning("preset %s: %s", name, note)
+        log.info("preset %s loaded", name)
+
+    def save(name: Any) -> None:
+        if not name:
+            return
+        try:
+            save_preset(preset_path(name, preset_dir), store.snapshot(), description=f"saved from a live run")
+        except (PresetError, OSError) as exc:
+            raise ParamError(f"preset_save {name!r}: {exc}") from None
+        log.info("preset %s saved", name)
+
+    store.register_action("preset_load", load)
+    store.register_action("preset_save", save)
+
+
+class LiveRun:
+    """Everything a ``vacelive run`` holds: the engine plus OSC, OSCQuery, status and display."""
+
+    def __init__(self, store: ParamStore, engine: Engine, *, tui: bool = False) -> None:
+        self.store = store
+        self.engine = engine
+        self.status = StatusSender(store, engine.metrics.summary)
+        engine.on_error = self.status.send_error
+        self.control = OscControl(store, allow=store.get("osc_allow"))
+        self.osc = OscServer(self.control, store.get("osc_host"), store.get("osc_port"))
+        http_port = store.get("http_port")
+        self.oscquery = (
+            OscQueryServer(store, engine.metrics.summary, store.get("osc_host"), http_port, self.osc.address)
+            if http_port else None
+        )
+        self.display = None
+        if tui:
+            from engine.console import LiveDisplay
+
+            self.display = LiveDisplay(engine.metrics.summary, "vacelive")
+        install_preset_actions(store)
+
+    def run(self) -> Metrics:
+        """Start everything, block until stopped (frames reached, SIGINT, SIGTERM), then stop."""
+        restore = self._install_signal_handlers()
+        services = [s for s in (self.osc, self.oscquery, self.status, self.display) if s is not None]
+        started = []
+        try:
+            for service in services:
+                service.start()
+                started.append(service)
+            log.info("OSC on %s:%d%s", *self.osc.address,
+                     f", OSCQuery on http://{self.oscquery.address[0]}:{self.oscquery.address[1]}/"
+                     if self.oscquery else "")
+            self.engine.start()
+            self.engine.wait()
+        finally:
+            stuck = self.engine.stop()
+            for service in reversed(started):
+                service.stop()
+            restore()
+            if stuck:
+                log.error("threads still running at shutdown: %s", ", ".join(stuck))
+        return self.engine.metrics
+
+    def _install_signal_handlers(self):
+        if threading.current_thread() is not threading.main_thread():
+            return lambda: None
+        previous = {}
+
+        def handle(signum, _frame) -> None:
+            log.info("signal %s: shutting down", signal.Signals(signum).name)
+            self.engine.stopping.set()
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, handle)
+
+        def restore() -> None:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+        return restore

@@ -1,0 +1,190 @@
+"""The ``vacelive`` command: run the engine, list parameters and presets, check weights.
+
+Every parameter flag of ``vacelive run`` is derived from the registry (``--context-scale``,
+``--annotator``, ``--sink`` (repeatable), ...).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from engine.params import REGISTRY, Kind, Param, ParamError
+from engine.presets import PresetError, list_presets
+
+log = logging.getLogger("vacelive")
+
+NOT_ON_CLI = ("cut", "preset_load", "preset_save")
+"""Actions that only make sense while running (over OSC)."""
+
+
+def add_param_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per registry parameter; only flags given on the command line are set."""
+    for group_name, params in REGISTRY.groups().items():
+        group = parser.add_argument_group(f"{group_name} parameters")
+        for param in params:
+            if param.name in NOT_ON_CLI:
+                continue
+            kwargs: dict[str, Any] = {"dest": param.name, "default": argparse.SUPPRESS, "help": _help(param)}
+            if param.kind is Kind.BOOL:
+                kwargs["action"] = argparse.BooleanOptionalAction
+            elif param.kind is Kind.STRING_LIST:
+                kwargs.update(action="append", metavar="SPEC")
+            elif param.kind is Kind.CHOICE:
+                kwargs["choices"] = param.choices
+            elif param.kind is Kind.FLOAT:
+                kwargs.update(type=float, metavar="F")
+            elif param.kind is Kind.INT:
+                kwargs.update(type=int, metavar="N")
+            else:
+                kwargs["metavar"] = "TEXT"
+            group.add_argument(param.cli_flag, **kwargs)
+
+
+def _help(param: Param) -> str:
+    extra = [param.range_text(), f"default {param.default!r}"]
+    if param.unit:
+        extra.insert(0, param.unit)
+    return f"{param.description} [{'; '.join(e for e in extra if e)}]".replace("%", "%%")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser."""
+    parser = argparse.ArgumentParser(prog="vacelive", description="Real-time VACE video generation for live shows.")
+    parser.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the live engine", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    run.add_argument("--preset", help="preset name (in the preset folder) or path to a .toml file")
+    run.add_argument("--frames", type=int, default=0, help="stop after N output frames (0 = run until stopped)")
+    run.add_argument("--tui", action=argparse.BooleanOptionalAction, default=None,
+                     help="live status display (default: when stderr is a terminal)")
+    add_param_flags(run)
+
+    params = sub.add_parser("params", help="list every parameter")
+    params.add_argument("--json", action="store_true", help="machine-readable")
+    params.add_argument("--markdown", action="store_true", help="the README's OSC reference table")
+
+    presets = sub.add_parser("presets", help="list the presets and check each against the registry")
+    presets.add_argument("--preset-dir", default=REGISTRY["preset_dir"].default)
+
+    weights = sub.add_parser("weights", help="weights folder tools")
+    weights_sub = weights.add_subparsers(dest="weights_command", required=True)
+    check = weights_sub.add_parser("check", help="report what a weights folder holds and any key mismatch")
+    check.add_argument("dir")
+
+    prompts = sub.add_parser("prompts", help="prompt embedding cache tools")
+    prompts_sub = prompts.add_subparsers(dest="prompts_command", required=True)
+    encode = prompts_sub.add_parser("encode", help="encode a file of prompts (one per line) into the cache")
+    encode.add_argument("file")
+    encode.add_argument("--weights-dir", required=True)
+    encode.add_argument("--cache-dir", default="prompt_cache")
+    return parser
+
+
+def params_markdown() -> str:
+    """The OSC reference table (the README's copy is checked against this by the tests)."""
+    lines = [
+        "| OSC address | type | default | range | applies | description |",
+        "|---|---|---|---|---|---|",
+    ]
+    for p in REGISTRY:
+        default = json.dumps(p.default) if p.kind is not Kind.TRIGGER else ""
+        unit = f" {p.unit}" if p.unit else ""
+        cells = [f"`{p.address}`", p.kind.value, default, p.range_text() + unit, p.applies.value, p.description]
+        lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
+    return "\n".join(lines)
+
+
+def params_json() -> list[dict[str, Any]]:
+    """The registry as plain data."""
+    return [
+        {"name": p.name, "address": p.address, "flag": p.cli_flag, "type": p.kind.value, "default": p.default,
+         "min": p.minimum, "max": p.maximum, "choices": list(p.choices), "unit": p.unit,
+         "applies": p.applies.value, "group": p.group, "description": p.description}
+        for p in REGISTRY
+    ]
+
+
+def cmd_params(args: argparse.Namespace) -> int:
+    if args.json:
+        print(json.dumps(params_json(), indent=2))
+    elif args.markdown:
+        print(params_markdown())
+    else:
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title="vacelive parameters")
+        for column in ("address", "type", "default", "range", "applies", "description"):
+            table.add_column(column)
+        for p in REGISTRY:
+            table.add_row(p.address, p.kind.value, repr(p.default), p.range_text(), p.applies.value, p.description)
+        Console().print(table)
+    return 0
+
+
+def cmd_presets(args: argparse.Namespace) -> int:
+    found = list_presets(Path(args.preset_dir))
+    if not found:
+        print(f"no presets in {args.preset_dir}")
+        return 1
+    status = 0
+    for item in found:
+        if isinstance(item, PresetError):
+            print(f"INVALID  {item}")
+            status = 1
+        else:
+            print(f"{item.name:24s} {item.description}")
+    return status
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from engine.app import LiveRun, build_store
+    from engine.runtime import build_engine
+
+    overrides = {p.name: getattr(args, p.name) for p in REGISTRY if hasattr(args, p.name)}
+    try:
+        store = build_store(args.preset, overrides)
+        engine = build_engine(store, max_frames=args.frames or None)
+    except (ParamError, PresetError, FileNotFoundError, ValueError, RuntimeError) as exc:
+        log.error("cannot start: %s", exc)
+        return 2
+    tui = sys.stderr.isatty() if args.tui is None else args.tui
+    metrics = LiveRun(store, engine, tui=tui).run()
+    summary = metrics.summary()
+    log.info("done: %s frames out, %s chunks, %s stalls, %s generator errors", summary["frames_out"],
+             summary["chunks"], summary["stalls"], summary["generator_errors"])
+    return 0
+
+
+def cmd_weights(args: argparse.Namespace) -> int:
+    from engine.weights import weights_check
+
+    return weights_check(args.dir)
+
+
+def cmd_prompts(args: argparse.Namespace) -> int:
+    from engine.text import prompts_encode
+
+    return prompts_encode(args.file, args.weights_dir, args.cache_dir)
+
+
+COMMANDS = {"run": cmd_run, "params": cmd_params, "presets": cmd_presets, "weights": cmd_weights,
+            "prompts": cmd_prompts}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``vacelive`` console script."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return COMMANDS[args.command](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,57 @@
+"""Builds a ready-to-start :class:`Engine` from the parameter store: bridges, annotators, model."""
+
+from __future__ import annotations
+
+import logging
+from functools import partial
+
+from engine.loop import Engine
+from engine.state import ParamStore
+
+log = logging.getLogger(__name__)
+
+
+def resolve_device(choice: str) -> str:
+    """``auto`` becomes ``cuda`` when a GPU is usable, else ``cpu``."""
+    if choice != "auto":
+        return choice
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def load_manifest(store: ParamStore):
+    """The weights manifest named by ``weights_dir``, or ``None`` when no folder is given."""
+    weights_dir = store.get("weights_dir")
+    if not weights_dir:
+        return None
+    from engine.weights import WeightsManifest
+
+    return WeightsManifest.load(weights_dir)
+
+
+def build_engine(store: ParamStore, *, max_frames: int | None = None) -> Engine:
+    """Open nothing yet, but build everything; errors (missing weights, bad specs) raise here.
+
+    Weights are checked and loaded before any source or sink opens, so a missing file stops
+    the start with a clear error and no half-open devices.
+    """
+    import annotators
+    import bridges
+    from engine.pipeline import build_generator
+
+    device = resolve_device(store.get("device"))
+    manifest = load_manifest(store)
+    generator = build_generator(store, manifest, device)
+    width, height, fps = store.get("width"), store.get("height"), store.get("fps")
+    source = bridges.open_source(store.get("source"), width=width, height=height, fps=fps)
+    sinks = [bridges.open_sink(spec) for spec in store.get("sink")]
+    return Engine(
+        store,
+        generator,
+        source,
+        sinks,
+        make_annotator=partial(annotators.make_annotator, weights=manifest, device=device),
+        make_mask_source=partial(annotators.make_mask_source, weights=manifest, resolve_path=store.resolve_media),
+        max_frames=max_frames,
+    )

@@ -1,0 +1,147 @@
+"""OSC control over a real UDP socket on loopback."""
+
+import socket
+import time
+
+import pytest
+
+from engine.osc import OscControl, OscServer, StatusSender, parse_host_port
+from engine.state import ParamStore
+from tests.osc_peer import Peer, bundle, message
+
+
+@pytest.fixture()
+def served():
+    store = ParamStore()
+    server = OscServer(OscControl(store), "127.0.0.1", 0)
+    server.start()
+    peer = Peer(server.address)
+    yield store, server, peer
+    peer.close()
+    server.stop()
+
+
+def wait_for(predicate, timeout=2.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.01)
+    return False
+
+
+def test_binds_to_loopback_by_default():
+    assert ParamStore().get("osc_host") == "127.0.0.1"
+
+
+def test_set_and_query(served):
+    store, _, peer = served
+    peer.send("/vacelive/context_scale", 0.5)
+    assert peer.ask("/vacelive/context_scale") == [pytest.approx(0.5)]
+    assert store.get("context_scale") == pytest.approx(0.5)
+    peer.send("/vacelive/prompt", "a forest at dawn")
+    assert peer.ask("/vacelive/prompt") == ["a forest at dawn"]
+
+
+def test_touchdesigner_floats_for_ints_bools_and_choices(served):
+    store, _, peer = served
+    peer.send("/vacelive/steps", 2.0)
+    peer.send("/vacelive/pause", 1.0)
+    peer.send("/vacelive/annotator", 6.0)
+    peer.send("/vacelive/seed", 17)
+    assert peer.ask("/vacelive/steps") == [2]
+    assert (store.get("steps"), store.get("pause"), store.get("annotator"), store.get("seed")) == (2, True, "flow", 17)
+
+
+def test_out_of_range_is_clamped(served):
+    store, _, peer = served
+    peer.send("/vacelive/context_scale", 9.0)
+    assert peer.ask("/vacelive/context_scale") == [pytest.approx(2.0)]
+
+
+def test_wrong_type_is_answered_with_an_error_and_changes_nothing(served):
+    store, _, peer = served
+    peer.send("/vacelive/context_scale", "strong")
+    address, args = peer.receive()
+    assert address == "/vacelive/error"
+    assert args[0] == "/vacelive/context_scale" and "number" in args[1]
+    assert store.get("context_scale") == 1.0
+
+
+def test_unknown_address_and_restart_param_are_refused(served):
+    store, _, peer = served
+    peer.send("/vacelive/volume", 1.0)
+    assert peer.receive() == ("/vacelive/error", ["/vacelive/volume", "unknown address"])
+    peer.send("/vacelive/width", 640.0)
+    address, args = peer.receive()
+    assert address == "/vacelive/error" and "restart" in args[1]
+    assert store.get("width") == 832
+
+
+def test_bundles_apply_every_message(served):
+    store, _, peer = served
+    peer.send_raw(bundle(("/vacelive/seed", 5), ("/vacelive/context_scale", 0.25)))
+    assert wait_for(lambda: store.get("seed") == 5 and store.get("context_scale") == 0.25)
+
+
+def test_string_list_is_answered_as_several_arguments(served):
+    store, _, peer = served
+    store.set("sink", ["null", "file:out.mp4"], live=False)
+    assert peer.ask("/vacelive/sink") == ["null", "file:out.mp4"]
+
+
+def test_malformed_packets_do_not_stop_the_server(served):
+    store, _, peer = served
+    for junk in (b"", b"\x00\x01garbage", b"/vacelive/seed\x00\x00,i\x00\x00", b"#bundle\x00" + b"\xff" * 20):
+        peer.send_raw(junk)
+    peer.send("/vacelive/seed", 77)
+    assert peer.ask("/vacelive/seed") == [77]
+
+
+def test_allow_list_refuses_other_senders():
+    store = ParamStore()
+    control = OscControl(store, allow=["10.9.9.9"])
+    server = OscServer(control, "127.0.0.1", 0)
+    server.start()
+    peer = Peer(server.address)
+    try:
+        peer.send("/vacelive/seed", 3)
+        with pytest.raises(socket.timeout):
+            peer.receive(timeout=0.3)
+        assert store.get("seed") == 42
+        assert wait_for(lambda: control.refused >= 1)
+    finally:
+        peer.close()
+        server.stop()
+
+
+def test_status_is_sent_to_the_reply_target():
+    listener = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.settimeout(2.0)
+    store = ParamStore()
+    store.set("osc_reply", f"127.0.0.1:{listener.getsockname()[1]}")
+    sender = StatusSender(store, lambda: {"fps": 24.0, "stalls": 3, "mode": "control"}, period_s=0.05)
+    sender.start()
+    try:
+        seen = {}
+        from pythonosc.osc_message import OscMessage
+
+        while len(seen) < 3:
+            data, _ = listener.recvfrom(4096)
+            msg = OscMessage(data)
+            seen[msg.address] = msg.params
+        assert seen["/vacelive/status/fps"] == [24.0]
+        assert seen["/vacelive/status/stalls"] == [3]
+        assert seen["/vacelive/status/mode"] == ["control"]
+    finally:
+        sender.stop()
+        listener.close()
+
+
+def test_parse_host_port():
+    assert parse_host_port("127.0.0.1:9002") == ("127.0.0.1", 9002)
+    assert parse_host_port(":7000") == ("127.0.0.1", 7000)
+    for bad in ("nope", "host:0", "host:99999", "host:abc"):
+        with pytest.raises(ValueError):
+            parse_host_port(bad)
