@@ -1,0 +1,40 @@
+"""Wan2.1 text-to-video DiT as the causal streaming generators use it (Self-Forcing, CausVid,
+LongLive), its caches, weight loading and the chunk driver."""
+
+from .attention import block_causal_mask
+from .block import WanBlock
+from .causal import CausalGenerator
+from .config import CONFIGS, WanConfig
+from .context import BlockContext
+from .kv_cache import RingKVCache, TextKVCache
+from .loading import (
+    WeightsMismatchError,
+    from_diffusers,
+    load_into,
+    load_model,
+    merge_lora,
+    read_state_dict,
+    save_weights,
+    to_diffusers,
+)
+from .model import WanModel
+
+__all__ = [
+    "BlockContext",
+    "CONFIGS",
+    "CausalGenerator",
+    "RingKVCache",
+    "TextKVCache",
+    "WanBlock",
+    "WanConfig",
+    "WanModel",
+    "WeightsMismatchError",
+    "block_causal_mask",
+    "from_diffusers",
+    "load_into",
+    "load_model",
+    "merge_lora",
+    "read_state_dict",
+    "save_weights",
+    "to_diffusers",
+]
