@@ -225,7 +225,7 @@ def test_extras_reach_blocks_and_extras_fn_sees_embedded_tokens():
     torch.testing.assert_close(gen2.generate_chunk(prompt, seed=9, steps=2, extras_fn=extras_fn), base, atol=0, rtol=0)
     assert seen == [((1, 12, 64), False, 0), ((1, 12, 64), False, 0), ((1, 12, 64), True, 0)]
     gen3 = CausalGenerator(model, 32, 32)
-    hinted = gen3.generate_chunk(prompt, seed=9, steps=2, extras={"hint": torch.full((1, 12, 64), 0.5)})
+    hinted = gen3.generate_chunk(prompt, seed=9, steps=2, extras={"hint": torch.randn(1, 12, 64)})
     assert (hinted - base).abs().max() > 1e-3
 
 
