@@ -263,6 +263,11 @@ class DepthAnythingV2(nn.Module):
         return F.relu(self.depth_head(features, patch_h, patch_w)).squeeze(1)
 
 
+def _listing(items: list[str], limit: int = 8) -> str:
+    shown = ", ".join(items[:limit])
+    return shown if len(items) <= limit else f"{shown} (and {len(items) - limit} more)"
+
+
 def load_state_dict_strict(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
     """Load ``state`` into ``model``, raising ``ValueError`` that names every missing,
     unexpected or wrongly shaped key."""
@@ -274,13 +279,13 @@ def load_state_dict_strict(model: nn.Module, state: dict[str, torch.Tensor], sou
         for k, v in expected.items()
         if k in state and tuple(state[k].shape) != tuple(v.shape)
     )
-    problems = []
-    if missing:
-        problems.append(f"missing keys: {', '.join(missing)}")
-    if unexpected:
-        problems.append(f"unexpected keys: {', '.join(unexpected)}")
-    if mismatched:
-        problems.append(f"shape mismatches: {', '.join(mismatched)}")
+    problems = [
+        f"{label}: {_listing(items)}"
+        for label, items in (
+            ("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", mismatched)
+        )
+        if items
+    ]
     if problems:
         raise ValueError(f"{source} does not match the Depth Anything V2 network: " + "; ".join(problems))
     model.load_state_dict(state, strict=True)

@@ -126,8 +126,9 @@ class FlowAnnotator(Annotator):
         for i, frame in enumerate(frames):
             gray, scale = self._small_gray(frame)
             if self._prev is None or self._prev.shape != gray.shape:
-                self._prev = gray
-            small = self._flow(self._prev, gray, method)
+                small = np.zeros((*gray.shape, 2), dtype=np.float32)  # no previous frame
+            else:
+                small = self._flow(self._prev, gray, method)
             self._prev = gray
             magnitude = float(np.sqrt((small * small).sum(axis=2)).max()) / scale
             self._max = max(_MIN_NORM, magnitude, self._max * _MAX_DECAY)

@@ -25,8 +25,14 @@ from annotators.settings import (
 )
 from engine.frames import crop_to_fill
 
-CHROMA_SCALE = 100.0
-"""Chroma-key distances are Lab a*b* distances divided by this, so thresholds sit in 0-1."""
+CHROMA_SOFTENING = 8.0
+"""Added to each channel before computing chromaticity, so near-black noise reads as grey."""
+
+
+def chromaticity(rgb: np.ndarray) -> np.ndarray:
+    """Brightness-independent colour: (r, g) = (R, G) / (R + G + B), softened near black."""
+    values = rgb.astype(np.float32) + CHROMA_SOFTENING
+    return values[..., :2] / values.sum(axis=-1, keepdims=True)
 
 
 def feather(mask: np.ndarray, radius: int) -> np.ndarray:
@@ -76,8 +82,9 @@ class LumaMask(KeyedMaskSource):
 class ChromaMask(KeyedMaskSource):
     """Generate where the colour is near ``mask_key_color`` (a green screen, say).
 
-    Distance is measured in the a*b* plane of CIE Lab (hue and chroma, not brightness, so shadows
-    on the screen still key), divided by ``CHROMA_SCALE``; below ``mask_threshold`` is keyed.
+    Colours are compared by rg chromaticity (the share of red and green in R + G + B), so a
+    shadow on the screen keys like its lit part; pixels closer than ``mask_threshold`` key. For
+    scale: pure green to grey is 0.75, to pure red 1.41; a dim green screen stays within 0.35.
     """
 
     name = "chroma"
@@ -86,12 +93,10 @@ class ChromaMask(KeyedMaskSource):
         self, frames: np.ndarray, settings: Mapping[str, Any], alpha: np.ndarray | None
     ) -> np.ndarray:
         threshold = get_float(settings, "mask_threshold")
-        key = np.array([[parse_hex_color(get_str(settings, "mask_key_color"))]], dtype=np.uint8)
-        key_ab = cv2.cvtColor(key.astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab)[0, 0, 1:]
+        key = chromaticity(np.array(parse_hex_color(get_str(settings, "mask_key_color"))))
         out = np.empty(frames.shape[:3], dtype=np.float32)
         for i, frame in enumerate(frames):
-            lab = cv2.cvtColor(frame.astype(np.float32) * (1.0 / 255.0), cv2.COLOR_RGB2Lab)
-            dist = np.linalg.norm(lab[:, :, 1:] - key_ab, axis=2) / CHROMA_SCALE
+            dist = np.linalg.norm(chromaticity(frame) - key, axis=2)
             out[i] = dist < threshold
         return out
 

@@ -34,7 +34,7 @@ class PersonMask(KeyedMaskSource):
         if not Path(model_file).is_file():
             raise FileNotFoundError(f"segmenter model file not found: {model_file}")
         self.model_file = Path(model_file)
-        self._segmenter: Any = None
+        self._segmenter: Any = self._create()
         self._timestamp_ms = 0
 
     def reset(self) -> None:
@@ -54,7 +54,10 @@ class PersonMask(KeyedMaskSource):
             output_confidence_masks=True,
             output_category_mask=False,
         )
-        return vision.ImageSegmenter.create_from_options(options)
+        try:
+            return vision.ImageSegmenter.create_from_options(options)
+        except (RuntimeError, ValueError) as exc:
+            raise RuntimeError(f"could not load the segmenter model {self.model_file}: {exc}") from exc
 
     def person_confidence(self, frame: np.ndarray) -> np.ndarray:
         """Person probability (H, W) float32 of one RGB frame.

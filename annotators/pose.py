@@ -98,7 +98,7 @@ class PoseAnnotator(Annotator):
             raise FileNotFoundError(f"pose model file not found: {model_file}")
         self.model_file = Path(model_file)
         self.max_people = max_people
-        self._landmarker: Any = None
+        self._landmarker: Any = self._create()
         self._timestamp_ms = 0
 
     def _create(self) -> Any:
@@ -110,7 +110,10 @@ class PoseAnnotator(Annotator):
             running_mode=vision.RunningMode.VIDEO,
             num_poses=self.max_people,
         )
-        return vision.PoseLandmarker.create_from_options(options)
+        try:
+            return vision.PoseLandmarker.create_from_options(options)
+        except (RuntimeError, ValueError) as exc:
+            raise RuntimeError(f"could not load the pose model {self.model_file}: {exc}") from exc
 
     def reset(self) -> None:
         """Drop the landmarker's tracking state (a fresh landmarker is made on the next call)."""

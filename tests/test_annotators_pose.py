@@ -1,0 +1,143 @@
+"""Tests of the OpenPose-style drawing and the BlazePose mapping (no model needed)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from annotators.pose import (
+    BLAZEPOSE_TO_OPENPOSE,
+    blazepose_face,
+    blazepose_hands,
+    blazepose_to_openpose,
+    render_people,
+)
+from annotators.pose_drawing import BODY_COLORS, HAND_JOINT_COLOR, LIMB_DIM, LIMBS, draw_openpose
+
+H, W = 400, 300
+
+# An upright person in normalised coordinates, OpenPose order.
+BODY = np.array([
+    [0.50, 0.15],  # 0 nose
+    [0.50, 0.30],  # 1 neck
+    [0.35, 0.30],  # 2 right shoulder
+    [0.30, 0.45],  # 3 right elbow
+    [0.28, 0.60],  # 4 right wrist
+    [0.65, 0.30],  # 5 left shoulder
+    [0.70, 0.45],  # 6 left elbow
+    [0.72, 0.60],  # 7 left wrist
+    [0.42, 0.60],  # 8 right hip
+    [0.42, 0.75],  # 9 right knee
+    [0.42, 0.92],  # 10 right ankle
+    [0.58, 0.60],  # 11 left hip
+    [0.58, 0.75],  # 12 left knee
+    [0.58, 0.92],  # 13 left ankle
+    [0.46, 0.12],  # 14 right eye
+    [0.54, 0.12],  # 15 left eye
+    [0.42, 0.14],  # 16 right ear
+    [0.58, 0.14],  # 17 left ear
+])
+
+
+def px(point: np.ndarray) -> tuple[int, int]:
+    return int(point[1] * H), int(point[0] * W)  # (row, col)
+
+
+def test_openpose_colour_table() -> None:
+    assert len(BODY_COLORS) == 18 and len(LIMBS) == 17
+    assert BODY_COLORS[0] == (255, 0, 0) and BODY_COLORS[12] == (0, 0, 255)
+    assert BODY_COLORS[17] == (255, 0, 85)
+    assert LIMBS[0] == (1, 2) and LIMBS[12] == (1, 0) and LIMBS[16] == (15, 17)
+
+
+def test_drawing_is_deterministic_rgb_on_black() -> None:
+    a = draw_openpose(BODY[None], H, W)
+    b = draw_openpose(BODY[None].copy(), H, W)
+    assert a.shape == (H, W, 3) and a.dtype == np.uint8
+    np.testing.assert_array_equal(a, b)
+    assert (a[0, 0] == 0).all() and (a[-1, -1] == 0).all()
+    assert (a.sum(axis=2) > 0).mean() < 0.2  # a skeleton, not a fill
+
+
+def test_joints_have_their_colours() -> None:
+    image = draw_openpose(BODY[None], H, W)
+    for i, point in enumerate(BODY):
+        r, c = px(point)
+        assert tuple(image[r, c]) == BODY_COLORS[i], f"joint {i}"
+
+
+@pytest.mark.parametrize("limb", [0, 2, 6, 9, 12])
+def test_limbs_have_their_dimmed_colours(limb: int) -> None:
+    image = draw_openpose(BODY[None], H, W)
+    a, b = LIMBS[limb]
+    mid = (BODY[a] + BODY[b]) / 2
+    # between the joints' circles, the limb colour at 60 %
+    r, c = px(BODY[a] * 0.3 + BODY[b] * 0.7) if limb == 12 else px(mid)
+    expected = tuple(int(v * LIMB_DIM) for v in BODY_COLORS[limb])
+    assert tuple(image[r, c]) == expected
+
+
+def test_missing_keypoints_are_skipped() -> None:
+    body = BODY.copy()
+    body[4] = np.nan  # right wrist
+    image = draw_openpose(body[None], H, W)
+    r, c = px(BODY[4])
+    assert not image[r - 3 : r + 4, c - 3 : c + 4].any()
+    r, c = px(BODY[3])
+    assert tuple(image[r, c]) == BODY_COLORS[3]  # the elbow is still there
+
+
+def test_several_people_hands_and_face() -> None:
+    other = BODY.copy()
+    other[:, 0] -= 0.2
+    image = draw_openpose(np.stack([BODY, other]), H, W)
+    r, c = px(other[0])
+    assert tuple(image[r, c]) == BODY_COLORS[0]
+    hand = np.full((21, 2), np.nan)
+    hand[0] = [0.2, 0.9]
+    hand[5] = [0.25, 0.95]
+    face = np.array([[0.9, 0.9]])
+    image = draw_openpose(np.empty((0, 18, 2)), H, W, hands=hand[None], faces=face[None])
+    assert tuple(image[px(hand[0])]) == HAND_JOINT_COLOR
+    assert tuple(image[px(face[0])]) == (255, 255, 255)
+    mid = px((hand[0] + hand[5]) / 2)
+    assert image[mid].any()  # the bone between wrist and index knuckle
+
+
+def blazepose_of(body: np.ndarray) -> np.ndarray:
+    """33 BlazePose landmarks (x, y, visibility) placed where ``body`` has OpenPose points."""
+    lm = np.zeros((33, 3))
+    lm[:, 2] = 0.9
+    for op, bp in enumerate(BLAZEPOSE_TO_OPENPOSE):
+        if bp is not None:
+            lm[bp, :2] = body[op]
+    return lm
+
+
+def test_blazepose_mapping() -> None:
+    lm = blazepose_of(BODY)
+    lm[12, :2] = [0.30, 0.32]  # move the right shoulder: the neck follows
+    body = blazepose_to_openpose(lm)
+    np.testing.assert_allclose(body[1], (lm[11, :2] + lm[12, :2]) / 2)
+    np.testing.assert_allclose(body[[0, 3, 5, 13, 17]], BODY[[0, 3, 5, 13, 17]])
+    lm[15, 2] = 0.1  # left wrist barely visible
+    assert np.isnan(blazepose_to_openpose(lm)[7]).all()
+    lm[11, 2] = 0.1  # a shoulder missing: no neck
+    assert np.isnan(blazepose_to_openpose(lm)[1]).all()
+    assert blazepose_hands(blazepose_of(BODY)).shape == (2, 21, 2)
+    assert blazepose_face(blazepose_of(BODY)).shape == (11, 2)
+
+
+def test_render_people() -> None:
+    image = render_people([blazepose_of(BODY)], H, W, hands=True, face=True)
+    np.testing.assert_array_equal(image[px(BODY[2])], BODY_COLORS[2])
+    assert render_people([], H, W, hands=True, face=True).sum() == 0
+
+
+def test_pose_annotator_reports_a_bad_model_file(tmp_path) -> None:
+    pytest.importorskip("mediapipe.tasks.python.vision")
+    from annotators import make_annotator
+
+    (tmp_path / "pose_landmarker_full.task").write_bytes(b"not a model")
+    with pytest.raises(RuntimeError, match="pose_landmarker_full.task"):
+        make_annotator("pose", weights=tmp_path)
