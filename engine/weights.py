@@ -159,6 +159,11 @@ def _tensor_summary(path: Path) -> str | None:
     return f"{len(dtypes)} tensors ({counts})"
 
 
+def _first_line(err: Exception) -> str:
+    lines = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {lines[0] if lines else ''}"
+
+
 def weights_check(directory: str) -> int:
     """Print what the weights folder holds and how it matches the models; 0 if all good, else 1."""
     try:
@@ -179,14 +184,19 @@ def weights_check(directory: str) -> int:
             print(f"    MISSING: {err}")
             failed = True
             continue
+        print(f"    size: {_size(path) / 2**20:.1f} MiB")
+        problems = []
         try:
-            print(f"    size: {_size(path) / 2**20:.1f} MiB")
             summary = _tensor_summary(path)
             if summary:
                 print(f"    {summary}")
-            problems = CHECKERS[role](path) if role in CHECKERS else []
         except Exception as err:  # a corrupt or foreign file is a finding, not a crash
-            problems = [f"cannot read: {type(err).__name__}: {err}"]
+            problems.append(f"cannot read tensors: {_first_line(err)}")
+        if role in CHECKERS:
+            try:
+                problems += CHECKERS[role](path)
+            except Exception as err:
+                problems.append(f"{role} check failed: {_first_line(err)}")
         for p in problems:
             print(f"    PROBLEM: {p}")
         if problems:
