@@ -54,26 +54,57 @@ def rgb_to_bgra(frame: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     return out
 
 
-def uyvy_to_rgb(buffer: np.ndarray, width: int, height: int, stride: int | None = None) -> np.ndarray:
-    """UYVY 4:2:2 (``U0 Y0 V0 Y1`` per pixel pair, BT.601 as NDI sends it) -> RGB.
+_KR_KB = {"bt709": (0.2126, 0.0722), "bt601": (0.299, 0.114)}
 
-    ``buffer`` is the flat frame (or an ``(H, W, 2)`` array); ``stride`` defaults to ``2 * width``.
+
+def _yuv_to_rgb_matrix(matrix: str) -> np.ndarray:
+    """3x4 affine matrix: limited-range Y'CbCr (Y 16..235, C 16..240) -> full-range RGB."""
+    try:
+        kr, kb = _KR_KB[matrix]
+    except KeyError:
+        raise ValueError(f"matrix is one of {sorted(_KR_KB)}, got {matrix!r}") from None
+    kg = 1.0 - kr - kb
+    ys, cs = 255.0 / 219.0, 255.0 / 224.0
+    m = np.array(
+        [
+            [ys, 0.0, 2.0 * (1.0 - kr) * cs],
+            [ys, -2.0 * (1.0 - kb) * kb / kg * cs, -2.0 * (1.0 - kr) * kr / kg * cs],
+            [ys, 2.0 * (1.0 - kb) * cs, 0.0],
+        ]
+    )
+    offset = -m @ np.array([16.0, 128.0, 128.0])
+    return np.hstack([m, offset[:, None]]).astype(np.float32)
+
+
+def uyvy_to_rgb(
+    buffer: np.ndarray, width: int, height: int, stride: int | None = None, matrix: str = "bt709"
+) -> np.ndarray:
+    """UYVY 4:2:2 (``U0 Y0 V0 Y1`` per pixel pair, limited range) -> RGB.
+
+    ``matrix`` is ``bt709`` (what NDI sends, checked against a real NDI receiver) or ``bt601``.
+    ``buffer`` is the flat frame or an ``(H, W, 2)`` array; ``stride`` defaults to ``2 * width``.
+    Chroma is repeated to full width (nearest), then one SIMD affine transform does the matrix.
     """
     stride = 2 * width if stride is None else stride
     packed = unpad_rows(np.asarray(buffer, np.uint8), width, height, 2, stride)
-    return cv2.cvtColor(np.ascontiguousarray(packed), cv2.COLOR_YUV2RGB_UYVY)
+    luma = packed[:, :, 1]
+    cb = np.repeat(packed[:, 0::2, 0], 2, axis=1)
+    cr = np.repeat(packed[:, 1::2, 0], 2, axis=1)
+    return cv2.transform(cv2.merge([np.ascontiguousarray(luma), cb, cr]), _yuv_to_rgb_matrix(matrix))
 
 
-def rgb_to_uyvy(frame: np.ndarray) -> np.ndarray:
-    """RGB -> UYVY (``(H, W, 2)``); the inverse of :func:`uyvy_to_rgb`, used by tests and senders."""
-    yuv = cv2.cvtColor(np.ascontiguousarray(frame[:, :, :3]), cv2.COLOR_RGB2YUV).astype(np.int16)
-    y = yuv[:, :, 0]
-    u = ((yuv[:, 0::2, 1] + yuv[:, 1::2, 1] + 1) // 2).astype(np.uint8)
-    v = ((yuv[:, 0::2, 2] + yuv[:, 1::2, 2] + 1) // 2).astype(np.uint8)
+def rgb_to_uyvy(frame: np.ndarray, matrix: str = "bt709") -> np.ndarray:
+    """RGB -> UYVY ``(H, W, 2)`` (limited range, chroma averaged over pixel pairs).
+
+    The inverse of :func:`uyvy_to_rgb`; used by tests and by senders that want 4:2:2.
+    """
+    full = np.vstack([_yuv_to_rgb_matrix(matrix), [0.0, 0.0, 0.0, 1.0]])
+    inverse = np.linalg.inv(full)[:3].astype(np.float32)
+    yuv = cv2.transform(np.ascontiguousarray(frame[:, :, :3]), inverse).astype(np.uint16)
     out = np.empty(frame.shape[:2] + (2,), np.uint8)
-    out[:, :, 1] = y
-    out[:, 0::2, 0] = u
-    out[:, 1::2, 0] = v
+    out[:, :, 1] = yuv[:, :, 0]
+    out[:, 0::2, 0] = (yuv[:, 0::2, 1] + yuv[:, 1::2, 1] + 1) // 2
+    out[:, 1::2, 0] = (yuv[:, 0::2, 2] + yuv[:, 1::2, 2] + 1) // 2
     return out
 
 
