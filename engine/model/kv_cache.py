@@ -68,9 +68,12 @@ class RingKVCache:
         ring = self.capacity - self.sink_frames
         return self.sink_frames + (frame - self.sink_frames) % ring
 
+    @torch.compiler.disable
     def update(self, layer: int, k: Tensor, v: Tensor, commit: bool) -> tuple[Tensor, Tensor]:
         """Write a chunk's K/V [B, heads, F*frame_tokens, head_dim] for ``layer`` and return the
-        K/V to attend to, [B, heads, valid_frames*frame_tokens, head_dim] (views, no copy)."""
+        K/V to attend to, [B, heads, valid_frames*frame_tokens, head_dim] (views, no copy).
+
+        Kept out of ``torch.compile`` graphs (Python bookkeeping); blocks compile around it."""
         num_frames = k.shape[2] // self.frame_tokens
         if num_frames * self.frame_tokens != k.shape[2]:
             raise ValueError(f"{k.shape[2]} tokens is not a whole number of {self.frame_tokens}-token frames")

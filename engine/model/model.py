@@ -71,6 +71,13 @@ class WanModel(nn.Module):
         self.head = Head(config)
         self.rope = Rope3D(config.head_dim)
 
+    def compile_blocks(self, **kwargs: Any) -> None:
+        """``torch.compile`` every block in place (state-dict keys unchanged); kwargs go to
+        ``torch.compile`` (e.g. ``mode="max-autotune-no-cudagraphs"``). The KV-cache update is a
+        graph break, so each block compiles into a pre- and a post-attention-cache graph."""
+        for block in self.blocks:
+            block.compile(**kwargs)
+
     def new_kv_cache(self, batch_size: int, frame_tokens: int) -> RingKVCache:
         """A ring cache sized for this model's blocks and causal settings (device/dtype of the weights)."""
         p = self.patch_embedding.weight
