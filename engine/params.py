@@ -304,6 +304,8 @@ REGISTRY = Registry([
           group="model", choices=("auto", "bf16", "fp16", "fp32")),
     Param("vae", C, "wan", "Autoencoder: the Wan2.1 VAE, or the tiny TAEW2.1 for speed.",
           applies=RESTART, group="model", choices=("wan", "tae")),
+    Param("prompt_cache", S, "prompt_cache", "Folder of cached prompt embeddings (vacelive prompts encode).",
+          applies=RESTART, group="model"),
     Param("compile", B, False, "torch.compile the model.", applies=RESTART, group="model"),
     # --- control ------------------------------------------------------------------------------
     Param("pause", B, False, "Freeze the output on the last frame; generation pauses.", applies=NOW,

@@ -1,0 +1,130 @@
+"""The video pipeline: prompt -> causal DiT (KV cache, few steps) -> streaming VAE decode -> frames.
+
+:class:`VideoPipeline` implements the loop's :class:`~engine.generator.Generator` protocol with
+the real model code. With ``model = "tiny"`` and no weights folder it runs the tiny config of
+the same code with random weights: a clearly labelled demo whose pictures are abstract patterns,
+not video, which needs no download and runs on a CPU.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from engine.chunk import Chunk
+from engine.model import CONFIGS, CausalGenerator, WanModel, load_model
+from engine.state import ParamStore
+from engine.text import PromptCache, PromptConditioner, make_text_encoder
+from engine.vae import VideoAutoencoder, make_autoencoder
+
+log = logging.getLogger(__name__)
+
+DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+TINY_LABEL = "tiny random-weight demo model (abstract patterns, not real video)"
+
+
+def resolve_dtype(choice: str, device: str) -> torch.dtype:
+    """``auto`` is bf16 on CUDA and fp32 on CPU."""
+    if choice == "auto":
+        return torch.bfloat16 if device.startswith("cuda") else torch.float32
+    return DTYPES[choice]
+
+
+def frames_to_uint8(video: Tensor) -> np.ndarray:
+    """[1, 3, T, H, W] in [-1, 1] -> (T, H, W, 3) uint8."""
+    video = video[0].float().clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8)
+    return video.permute(1, 2, 3, 0).contiguous().cpu().numpy()
+
+
+class VideoPipeline:
+    """Generates each chunk's 12 frames from its parameter snapshot.
+
+    Per chunk: the prompt conditioner gives the (possibly transitioning) text embedding; the
+    causal generator denoises 3 latent frames with ``steps`` steps and noise from (seed, chunk
+    index), then writes its KV cache; the VAE decodes them with its own streaming cache (the
+    first chunk after a reset gives 9 frames, every later one 12).
+    """
+
+    def __init__(self, causal: CausalGenerator, vae: VideoAutoencoder, prompts: PromptConditioner,
+                 *, name: str) -> None:
+        self.name = name
+        self.causal = causal
+        self.vae = vae
+        self.prompts = prompts
+        self.decode_cache = vae.new_cache()
+        self._vae_dtype = next(vae.parameters()).dtype  # type: ignore[attr-defined]
+
+    @torch.inference_mode()
+    def generate(self, chunk: Chunk) -> np.ndarray:
+        """The output frames (N, H, W, 3) uint8 for ``chunk``."""
+        snapshot = chunk.snapshot
+        text = self.prompts.embed(snapshot["prompt"], snapshot["prompt_transition"], snapshot["prompt_blend"])
+        latents = self.causal.generate_chunk(text, snapshot["seed"], snapshot["steps"])
+        video = self.vae.decode(latents.to(self._vae_dtype), self.decode_cache)
+        return frames_to_uint8(video)
+
+    def reset(self) -> None:
+        """Hard cut: empty the KV cache, restart the VAE stream and the prompt state."""
+        self.causal.reset()
+        self.decode_cache.reset()
+        self.prompts.reset()
+
+
+def build_model(store: ParamStore, manifest, device: str, dtype: torch.dtype) -> WanModel:
+    """The DiT: loaded strictly from the manifest's ``dit`` (+ ``lora``), or tiny random."""
+    name = store.get("model")
+    if manifest is not None and manifest.has("dit"):
+        lora = manifest.path("lora") if manifest.has("lora") else None
+        model = load_model(manifest.path("dit"), lora=lora, config=CONFIGS[name] if name != "tiny" else None,
+                           device=device, dtype=dtype)
+        log.info("DiT loaded from %s", manifest.path("dit"))
+        return model
+    if name != "tiny":
+        raise FileNotFoundError(
+            f"model {name} needs weights: give --weights-dir with a vacelive-weights.toml naming 'dit'")
+    log.warning("using the %s", TINY_LABEL)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = WanModel(CONFIGS["tiny"])
+    return model.to(device=device, dtype=dtype).eval().requires_grad_(False)
+
+
+def build_vae(store: ParamStore, manifest, device: str, dtype: torch.dtype) -> VideoAutoencoder:
+    """The autoencoder chosen by ``vae``: real weights from the manifest, or tiny random."""
+    kind = store.get("vae")
+    role = "vae" if kind == "wan" else "tae"
+    if store.get("model") == "tiny" and (manifest is None or not manifest.has(role)):
+        return make_autoencoder(kind, None, config="tiny", device=device, dtype=dtype)
+    if manifest is None:
+        raise FileNotFoundError(f"the {kind} autoencoder needs weights: give --weights-dir naming '{role}'")
+    return make_autoencoder(kind, manifest.path(role), config="real", device=device, dtype=dtype)
+
+
+def build_prompts(store: ParamStore, manifest, device: str, dtype: torch.dtype) -> PromptConditioner:
+    """Prompt embeddings: tiny random encoder for the tiny model, umT5 or the on-disk cache otherwise."""
+    cache_dir = Path(store.get("prompt_cache"))
+    if store.get("model") == "tiny":
+        encoder = make_text_encoder("tiny", device=device, dtype=dtype)
+    elif manifest is not None and manifest.has("t5"):
+        encoder = make_text_encoder("real", manifest.path("t5").parent, device=device, dtype=dtype)
+    else:
+        log.warning("no text encoder in the weights folder: only prompts in %s can be used", cache_dir)
+        encoder = None
+    return PromptConditioner(PromptCache(cache_dir, encoder), device=device, dtype=dtype)
+
+
+def build_generator(store: ParamStore, manifest, device: str) -> VideoPipeline:
+    """Everything the generator needs, loaded before any source or sink opens."""
+    dtype = resolve_dtype(store.get("dtype"), device)
+    model = build_model(store, manifest, device, dtype)
+    if store.get("compile"):
+        model = torch.compile(model)  # type: ignore[assignment]
+    causal = CausalGenerator(model, store.get("height"), store.get("width"))
+    vae = build_vae(store, manifest, device, dtype)
+    prompts = build_prompts(store, manifest, device, dtype)
+    name = TINY_LABEL if store.get("model") == "tiny" and manifest is None else f"Wan2.1-{store.get('model')}"
+    return VideoPipeline(causal, vae, prompts, name=name)

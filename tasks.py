@@ -1,0 +1,63 @@
+"""Set up and run vacelive on a fresh machine with nothing but Python (Linux, macOS, Windows).
+
+    python tasks.py demo    # create .venv, install, run the engine on its defaults for 10 s -> out/demo.mp4
+    python tasks.py test    # create .venv, install with test extras, run the test suite
+    python tasks.py setup   # only create .venv and install
+
+torch is installed first, pinned to the CPU-capable build these machines carry (torch==2.13.0);
+set VACELIVE_TORCH to another requirement (e.g. "torch==2.13.0" from the CUDA index) to change it.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+TORCH = os.environ.get("VACELIVE_TORCH", "torch==2.13.0")
+EXTRAS = {"demo": "", "setup": "[dev]", "test": "[dev,ndi]"}
+
+
+def venv_python() -> Path:
+    """The virtual environment's interpreter on this OS."""
+    return VENV / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+
+
+def run(*args: str | Path) -> None:
+    """Run a command, echoing it; stop with its exit code if it fails."""
+    print("+", " ".join(str(a) for a in args), flush=True)
+    code = subprocess.call([str(a) for a in args], cwd=ROOT)
+    if code:
+        sys.exit(code)
+
+
+def setup(extras: str) -> Path:
+    """Create .venv (once) and install torch, then vacelive with ``extras``, into it."""
+    python = venv_python()
+    if not python.exists():
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    run(python, "-m", "pip", "install", "--quiet", "--upgrade", "pip")
+    run(python, "-m", "pip", "install", "--quiet", TORCH)
+    run(python, "-m", "pip", "install", "--quiet", "-e", f".{extras}")
+    return python
+
+
+def main(argv: list[str]) -> None:
+    task = argv[0] if argv else "demo"
+    if task not in EXTRAS:
+        sys.exit(f"usage: python tasks.py [{'|'.join(EXTRAS)}] [extra args for pytest or vacelive]")
+    python = setup(EXTRAS[task])
+    if task == "test":
+        run(python, "-m", "pytest", *argv[1:])
+    elif task == "demo":
+        (ROOT / "out").mkdir(exist_ok=True)
+        run(python, "-m", "engine.cli", "run", "--frames", "240", "--sink", "file:out/demo.mp4", *argv[1:])
+        print(f"wrote {ROOT / 'out' / 'demo.mp4'}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
