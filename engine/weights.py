@@ -20,7 +20,6 @@ returns a list of problems; other components register theirs (e.g. ``CHECKERS["v
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -36,6 +35,7 @@ from .model.loading import (
     check_shapes,
     config_from_shapes,
     expected_shapes,
+    parse_lora_key,
     read_dit_shapes,
     read_shapes,
 )
@@ -101,18 +101,22 @@ def check_lora(path: Path) -> list[str]:
     pairs: dict[str, dict[str, tuple[int, ...]]] = {}
     problems = []
     for key, shape in shapes.items():
-        m = re.match(r"^(?:generator_lora\.)?(?:base_model\.model\.)?(?:model\.)?(.+)\.lora_([AB])(?:\.default)?\.weight$", key)
-        if m is None:
-            if not key.startswith("critic_lora."):
-                problems.append(f"unexpected LoRA key: {key}")
+        if key.startswith("critic_lora."):  # LongLive also ships the critic's LoRA; unused here
             continue
-        pairs.setdefault(m.group(1) + ".weight", {})[m.group(2)] = shape
+        parsed = parse_lora_key(key)
+        if parsed is None:
+            problems.append(f"unexpected LoRA key: {key}")
+            continue
+        pairs.setdefault(parsed[0], {})[parsed[1]] = shape
     if not pairs:
         return problems + ["no LoRA pairs (lora_A / lora_B) found"]
     ranks = {ab["A"][0] for ab in pairs.values() if "A" in ab}
     print(f"    {len(pairs)} LoRA pairs, rank {sorted(ranks)}")
+    # compare with the model size the LoRA was made for (its input widths), else with every size
+    in_features = {ab["A"][1] for ab in pairs.values() if "A" in ab}
+    configs = [c for c in CONFIGS.values() if c.dim in in_features] or list(CONFIGS.values())
     best: list[str] | None = None
-    for cfg in CONFIGS.values():
+    for cfg in configs:
         expected = expected_shapes(cfg)
         found = []
         for target, ab in pairs.items():

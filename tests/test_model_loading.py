@@ -199,10 +199,19 @@ def test_weights_check_good_folder(tmp_path, capsys):
     save_file(vace, str(tmp_path / "vace.safetensors"))
     (tmp_path / "umt5-xxl").mkdir()
     (tmp_path / "umt5-xxl" / "tokenizer.json").write_text("{}")
-    d = _weights_dir(tmp_path, '[files]\ndit = "sf.pt"\nvace = "vace.safetensors"\ntokenizer = "umt5-xxl"\n')
+    lora = {
+        "base_model.model.blocks.0.ffn.0.lora_A.weight": torch.zeros(4, 64),
+        "base_model.model.blocks.0.ffn.0.lora_B.weight": torch.zeros(128, 4),
+    }
+    torch.save({"generator_lora": lora, "critic_lora": {"x.lora_A.weight": torch.zeros(1)}}, tmp_path / "lora.pt")
+    d = _weights_dir(
+        tmp_path,
+        '[files]\ndit = "sf.pt"\nlora = "lora.pt"\nvace = "vace.safetensors"\ntokenizer = "umt5-xxl"\n',
+    )
     assert weights_check(str(d)) == 0
     out = capsys.readouterr().out
     assert "tiny" in out and "69 tensors (float32 x69)" in out
+    assert "1 LoRA pairs, rank [4]" in out
     assert "vace_blocks.0.before_proj.weight [64, 64]" in out
     assert "result: all good" in out
 
@@ -210,9 +219,17 @@ def test_weights_check_good_folder(tmp_path, capsys):
 def test_weights_check_names_bad_keys_and_missing_files(tmp_path, capsys):
     sd = _renamed(_model().state_dict(), "blocks.0.norm3.weight", "blocks.0.norm_3.weight")
     save_file(sd, str(tmp_path / "dit.safetensors"))
-    d = _weights_dir(tmp_path, '[files]\ndit = "dit.safetensors"\nt5 = "t5.pth"\n')
+    lora = {
+        "blocks.0.self_attn.q.lora_A.weight": torch.zeros(4, 64),
+        "blocks.0.self_attn.q.lora_B.weight": torch.zeros(32, 4),  # wrong out size
+        "blocks.0.self_attn.x.lora_A.weight": torch.zeros(4, 64),  # no such target, no B
+    }
+    torch.save(lora, tmp_path / "lora.pt")
+    d = _weights_dir(tmp_path, '[files]\ndit = "dit.safetensors"\nt5 = "t5.pth"\nlora = "lora.pt"\n')
     assert weights_check(str(d)) == 1
     out = capsys.readouterr().out
+    assert "LoRA shape mismatch: blocks.0.self_attn.q.weight gets [32, 64], model has [64, 64]" in out
+    assert "LoRA pair incomplete for: blocks.0.self_attn.x.weight" in out
     assert "missing key: blocks.0.norm3.weight" in out
     assert "unexpected key: blocks.0.norm_3.weight" in out
     assert "'t5'" in out and "t5.pth" in out

@@ -68,6 +68,18 @@ class RingKVCache:
         ring = self.capacity - self.sink_frames
         return self.sink_frames + (frame - self.sink_frames) % ring
 
+    def _runs(self, start: int, num_frames: int) -> list[tuple[int, int, int]]:
+        """(offset in chunk, first slot, length) runs of consecutive slots for frames
+        start..start+num_frames-1 (split where the sinks end or the ring wraps)."""
+        runs: list[tuple[int, int, int]] = []
+        for i in range(num_frames):
+            slot = self.slot(start + i)
+            if runs and runs[-1][1] + runs[-1][2] == slot:
+                runs[-1] = (runs[-1][0], runs[-1][1], runs[-1][2] + 1)
+            else:
+                runs.append((i, slot, 1))
+        return runs
+
     @torch.compiler.disable
     def update(self, layer: int, k: Tensor, v: Tensor, commit: bool) -> tuple[Tensor, Tensor]:
         """Write a chunk's K/V [B, heads, F*frame_tokens, head_dim] for ``layer`` and return the
@@ -80,10 +92,12 @@ class RingKVCache:
         if num_frames > self.capacity - self.sink_frames:
             raise ValueError(f"chunk of {num_frames} frames does not fit the ring of the cache")
         start = self.frames_written[layer]
-        index = torch.tensor([self.slot(start + i) for i in range(num_frames)], device=k.device)
+        k = k.unflatten(2, (num_frames, self.frame_tokens))  # [B, H, F, S, D]
+        v = v.unflatten(2, (num_frames, self.frame_tokens))
         buf_k, buf_v = self.k[layer], self.v[layer]
-        buf_k.index_copy_(2, index, k.unflatten(2, (num_frames, self.frame_tokens)).to(buf_k.dtype))
-        buf_v.index_copy_(2, index, v.unflatten(2, (num_frames, self.frame_tokens)).to(buf_v.dtype))
+        for offset, slot, length in self._runs(start, num_frames):
+            buf_k[:, :, slot:slot + length].copy_(k[:, :, offset:offset + length])
+            buf_v[:, :, slot:slot + length].copy_(v[:, :, offset:offset + length])
         if commit:
             self.frames_written[layer] = start + num_frames
         valid = min(start + num_frames, self.capacity)

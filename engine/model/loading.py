@@ -196,6 +196,17 @@ def config_from_shapes(shapes: Mapping[str, tuple[int, ...]]) -> WanConfig:
     return next((c for c in candidates if c.num_layers == layers), candidates[0])
 
 
+_LORA_RE = re.compile(
+    r"^(?:generator_lora\.)?(?:base_model\.model\.)?(?:model\.)?(.+)\.lora_([AB])(?:\.default)?\.weight$"
+)
+
+
+def parse_lora_key(key: str) -> tuple[str, str] | None:
+    """PEFT LoRA key -> (target weight key with Wan names, "A" or "B"); None if not a LoRA key."""
+    m = _LORA_RE.match(key)
+    return (m.group(1) + ".weight", m.group(2)) if m else None
+
+
 def merge_lora(state_dict: dict[str, Tensor], lora: Mapping[str, Tensor], alpha: float | None = None) -> int:
     """Merge LoRA pairs into ``state_dict`` in place: W += (alpha / rank) * B @ A; returns the count.
 
@@ -205,10 +216,10 @@ def merge_lora(state_dict: dict[str, Tensor], lora: Mapping[str, Tensor], alpha:
     """
     pairs: dict[str, dict[str, Tensor]] = {}
     for key, value in lora.items():
-        m = re.match(r"^(?:base_model\.model\.)?(?:model\.)?(.+)\.lora_([AB])(?:\.default)?\.weight$", key)
-        if m is None:
+        parsed = parse_lora_key(key)
+        if parsed is None:
             raise WeightsMismatchError([f"unexpected LoRA key: {key}"])
-        pairs.setdefault(m.group(1) + ".weight", {})[m.group(2)] = value
+        pairs.setdefault(parsed[0], {})[parsed[1]] = value
     problems = [f"LoRA target not in model: {t}" for t in pairs if t not in state_dict]
     problems += [f"LoRA pair incomplete for: {t}" for t, ab in pairs.items() if len(ab) != 2]
     if problems:
