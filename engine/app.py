@@ -24,6 +24,8 @@ from engine.state import ParamStore
 log = logging.getLogger(__name__)
 
 SERVER_GROUP = "server"
+STOP_TIMEOUT_S = 30.0
+"""How long shutdown waits for a stage (the generator finishing its chunk) before giving up."""
 
 
 def resolve_preset(name_or_path: str, preset_dir: Path) -> Path:
@@ -95,6 +97,7 @@ class LiveRun:
             OscQueryServer(store, engine.metrics.summary, store.get("osc_host"), http_port, self.osc.address)
             if http_port else None
         )
+        self.stuck: list[str] = []
         self.display = None
         if tui:
             from engine.console import LiveDisplay
@@ -117,12 +120,12 @@ class LiveRun:
             self.engine.start()
             self.engine.wait()
         finally:
-            stuck = self.engine.stop()
+            self.stuck = self.engine.stop(STOP_TIMEOUT_S)
             for service in reversed(started):
                 service.stop()
             restore()
-            if stuck:
-                log.error("threads still running at shutdown: %s", ", ".join(stuck))
+            if self.stuck:
+                log.error("threads still running at shutdown: %s", ", ".join(self.stuck))
         return self.engine.metrics
 
     def _install_signal_handlers(self):

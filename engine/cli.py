@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -69,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     params = sub.add_parser("params", help="list every parameter")
     params.add_argument("--json", action="store_true", help="machine-readable")
     params.add_argument("--markdown", action="store_true", help="the README's OSC reference table")
+    params.add_argument("--write-readme", metavar="PATH", help="replace the table between the markers in PATH")
 
     presets = sub.add_parser("presets", help="list the presets and check each against the registry")
     presets.add_argument("--preset-dir", default=REGISTRY["preset_dir"].default)
@@ -101,6 +103,18 @@ def params_markdown() -> str:
     return "\n".join(lines)
 
 
+README_START, README_END = "<!-- params:start -->", "<!-- params:end -->"
+
+
+def readme_with_params(text: str) -> str:
+    """``text`` with the reference table between the README markers replaced by the current one."""
+    head, start, rest = text.partition(README_START)
+    _, end, tail = rest.partition(README_END)
+    if not start or not end:
+        raise ValueError(f"the README has no {README_START} ... {README_END} markers")
+    return f"{head}{README_START}\n{params_markdown()}\n{README_END}{tail}"
+
+
 def params_json() -> list[dict[str, Any]]:
     """The registry as plain data."""
     return [
@@ -112,7 +126,10 @@ def params_json() -> list[dict[str, Any]]:
 
 
 def cmd_params(args: argparse.Namespace) -> int:
-    if args.json:
+    if args.write_readme:
+        path = Path(args.write_readme)
+        path.write_text(readme_with_params(path.read_text(encoding="utf-8")), encoding="utf-8")
+    elif args.json:
         print(json.dumps(params_json(), indent=2))
     elif args.markdown:
         print(params_markdown())
@@ -156,10 +173,16 @@ def cmd_run(args: argparse.Namespace) -> int:
         log.error("cannot start: %s", exc)
         return 2
     tui = sys.stderr.isatty() if args.tui is None else args.tui
-    metrics = LiveRun(store, engine, tui=tui).run()
+    run = LiveRun(store, engine, tui=tui)
+    metrics = run.run()
     summary = metrics.summary()
     log.info("done: %s frames out, %s chunks, %s stalls, %s generator errors", summary["frames_out"],
              summary["chunks"], summary["stalls"], summary["generator_errors"])
+    if run.stuck:
+        # A thread is inside a model call that cannot be interrupted; everything else is closed.
+        # Exit now rather than let the interpreter tear torch down under it.
+        logging.shutdown()
+        os._exit(0)
     return 0
 
 
