@@ -101,6 +101,8 @@ class NDISource(Source):
         self.ips = ips
         self.bandwidth = bandwidth
         self.frames = 0
+        self.layout: str | None = None
+        """Pixel layout of the last frame received (``UYVY`` normally, ``RGBA`` with alpha)."""
         self._ndi: ModuleType | None = None
         self._finder = None
         self._receiver = None
@@ -218,6 +220,7 @@ class NDISource(Source):
         stride = video_frame.get_line_stride()
         rate = video_frame.get_frame_rate()
         self._fps = float(rate) if rate else None
+        self.layout = layout
         if layout is None:
             log.warning("%s: unsupported NDI FourCC %s, frame dropped", self.name, video_frame.get_fourcc())
             video_frame.skip_frames(True)

@@ -2,11 +2,12 @@
 
 Each frame shows a scrolling colour gradient, a bouncing rectangle and a circle on a Lissajous
 path (so edge, pose-free flow and depth annotators have structure to follow) and, near the top
-centre, a row of 32 black/white cells that encodes a 24-bit frame counter:
-``[white, black]`` guard, 24 counter bits (most significant first), 6 check bits. The cells
-scale with the frame (each is 1/64 of its width and 1/16 of its height) and sit in the middle
-half of the width, so the code survives resizing, crop-to-fill of nearby aspect ratios and
-lossy codecs. :func:`read_stamp` decodes it; :func:`write_stamp` stamps any frame.
+centre, a row of 34 black/white cells that encodes a 24-bit frame counter:
+``[white, black]`` guard, 24 counter bits (most significant first), 8 check bits. The cells
+scale with the frame (each is 1/68 of its width and 1/16 of its height) and sit in the middle
+half of the width, so the code survives resizing, lossy codecs and crop-to-fill to another
+aspect ratio (the reader also tries the zooms a centred crop causes, up to 2x).
+:func:`read_stamp` decodes it; :func:`write_stamp` stamps any frame.
 """
 
 from __future__ import annotations
@@ -21,15 +22,20 @@ from bridges.spec import Spec
 STAMP_BITS = 24
 """Width of the counter; it wraps at ``2**24`` (about 3.2 days at 60 fps)."""
 
-_CHECK_BITS = 6
+_CHECK_BITS = 8
 _CELLS = 2 + STAMP_BITS + _CHECK_BITS
 _X0, _X1 = 0.25, 0.75  # the code spans the middle half of the width
 _Y0, _Y1 = 1 / 48, 1 / 48 + 1 / 16  # and a band near the top
 
 
+_ZOOMS = (1.0, 1.05, 1.1, 1.2, 1.25, 4 / 3, 1.4, 1.5, 1.6, 16 / 9, 1.9, 2.0)
+"""Zooms tried by :func:`read_stamp`: a centred crop to a narrower (wider) aspect ratio
+stretches the code horizontally (vertically) about the frame centre by up to this much."""
+
+
 def _check(counter: int) -> int:
-    folded = counter ^ (counter >> 6) ^ (counter >> 12) ^ (counter >> 18)
-    return (folded ^ 0x2A) & ((1 << _CHECK_BITS) - 1)
+    folded = counter ^ (counter >> 8) ^ (counter >> 16) ^ ((counter * 0x9E) >> 4)
+    return (folded ^ 0xA5) & ((1 << _CHECK_BITS) - 1)
 
 
 def _cells(counter: int) -> list[int]:
@@ -39,9 +45,12 @@ def _cells(counter: int) -> list[int]:
     return [1, 0] + data + [(check >> (_CHECK_BITS - 1 - i)) & 1 for i in range(_CHECK_BITS)]
 
 
-def _geometry(width: int, height: int) -> tuple[np.ndarray, int, int]:
-    edges = np.round(np.linspace(_X0 * width, _X1 * width, _CELLS + 1)).astype(int)
-    return edges, int(round(_Y0 * height)), int(round(_Y1 * height))
+def _geometry(width: int, height: int, zoom_x: float = 1.0, zoom_y: float = 1.0) -> tuple[np.ndarray, int, int]:
+    def place(fraction: float, size: int, zoom: float) -> float:
+        return size / 2 + (fraction - 0.5) * size * zoom
+
+    edges = np.round(np.linspace(place(_X0, width, zoom_x), place(_X1, width, zoom_x), _CELLS + 1)).astype(int)
+    return edges, int(round(place(_Y0, height, zoom_y))), int(round(place(_Y1, height, zoom_y)))
 
 
 def write_stamp(frame: np.ndarray, counter: int) -> np.ndarray:
@@ -56,28 +65,39 @@ def write_stamp(frame: np.ndarray, counter: int) -> np.ndarray:
 def read_stamp(frame: np.ndarray) -> int | None:
     """Decode the counter stamped by :func:`write_stamp`, or ``None`` if there is no valid code.
 
-    Works on RGB, RGBA or single-channel frames of any size; each cell is judged by the mean of
-    its central quarter against a threshold halfway between the guard's white and black cells.
+    Works on RGB, RGBA or single-channel frames of any size, also after crop-to-fill to another
+    aspect ratio. Each cell is judged by the mean of its central quarter against a threshold
+    halfway between the guard's white and black cells; guard and check bits must agree.
     """
-    if frame.ndim == 3:
-        gray = frame[:, :, :3].mean(axis=2) if frame.shape[2] >= 3 else frame[:, :, 0]
+    if frame.ndim == 3 and frame.shape[2] >= 3:
+        gray = cv2.cvtColor(np.ascontiguousarray(frame[:, :, :3]), cv2.COLOR_RGB2GRAY)
     else:
-        gray = frame
+        gray = frame if frame.ndim == 2 else frame[:, :, 0]
     h, w = gray.shape[:2]
-    edges, y0, y1 = _geometry(w, h)
-    if y1 - y0 < 2 or np.min(np.diff(edges)) < 2:
+    for zoom in _ZOOMS:
+        for zoom_x, zoom_y in ((zoom, 1.0), (1.0, zoom)) if zoom != 1.0 else ((1.0, 1.0),):
+            counter = _decode(gray, *_geometry(w, h, zoom_x, zoom_y))
+            if counter is not None:
+                return counter
+    return None
+
+
+def _decode(gray: np.ndarray, edges: np.ndarray, y0: int, y1: int) -> int | None:
+    h, w = gray.shape[:2]
+    if y0 < 0 or y1 > h or edges[0] < 0 or edges[-1] > w or y1 - y0 < 2 or np.min(np.diff(edges)) < 2:
         return None
     qy = (y1 - y0) / 4
     ya, yb = int(y0 + qy), max(int(y0 + qy) + 1, int(y1 - qy))
-    levels = np.empty(_CELLS)
-    for i in range(_CELLS):
+
+    def level(i: int) -> float:
         qx = (edges[i + 1] - edges[i]) / 4
         xa = int(edges[i] + qx)
-        xb = max(xa + 1, int(edges[i + 1] - qx))
-        levels[i] = gray[ya:yb, xa:xb].mean()
-    white, black = levels[0], levels[1]
-    if white - black < 64:
+        return float(gray[ya:yb, xa : max(xa + 1, int(edges[i + 1] - qx))].mean())
+
+    white, black = level(0), level(1)
+    if white - black < 64:  # no guard here: skip the other cells
         return None
+    levels = np.array([white, black] + [level(i) for i in range(2, _CELLS)])
     bits = (levels > (white + black) / 2).astype(int)
     counter = 0
     for bit in bits[2 : 2 + STAMP_BITS]:
@@ -90,6 +110,8 @@ def read_stamp(frame: np.ndarray) -> int | None:
 
 class TestPattern:
     """Renders the animated pattern for frame ``index`` at a fixed size (no pacing)."""
+
+    __test__ = False  # not a pytest test class despite the name
 
     def __init__(self, width: int, height: int, moving: bool = True) -> None:
         self.width, self.height, self.moving = width, height, moving
@@ -132,6 +154,8 @@ def _bounce(position: int, span: int) -> int:
 
 class TestPatternSource(Source):
     """``testpattern[?moving=0]``: the animated pattern, paced at ``fps``; frame ``n`` carries ``n``."""
+
+    __test__ = False
 
     def __init__(self, name: str, width: int, height: int, fps: float, moving: bool = True) -> None:
         self.name = name

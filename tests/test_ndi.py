@@ -1,0 +1,136 @@
+"""NDI loopback on one host: a real cyndilib sender and receiver exchange frames.
+
+NDI reads ``NDI_CONFIG_DIR`` when the first NDI object of the process is created, so this module
+points it at a loopback-only config at import time (pytest imports every test module before
+running any test); nothing else in the suite creates NDI objects.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from bridges import BridgeState, open_sink, open_source
+from bridges.ndi import write_ndi_config
+from bridges.testpattern import TestPattern, read_stamp
+
+pytest.importorskip("cyndilib")
+
+_CONFIG_DIR = tempfile.mkdtemp(prefix="vacelive-ndi-test-")
+write_ndi_config(_CONFIG_DIR, "127.0.0.1")
+os.environ["NDI_CONFIG_DIR"] = _CONFIG_DIR
+
+W, H, FPS = 320, 192, 30.0
+
+
+class Sender(threading.Thread):
+    """Publishes the test pattern through an NDI sink until stopped; keeps what it sent."""
+
+    def __init__(self, ndi_name: str) -> None:
+        super().__init__(daemon=True)
+        self.sink = open_sink(f"ndi:{ndi_name}")
+        self.sink.open(W, H, FPS)
+        self.pattern = TestPattern(W, H)
+        self.sent: dict[int, np.ndarray] = {}
+        self.stop_event = threading.Event()
+        self.start()
+
+    def run(self) -> None:
+        index = 0
+        while not self.stop_event.is_set():
+            frame = self.pattern.render(index)
+            self.sent[index] = frame
+            self.sink.write(frame)  # clocked: blocks until the slot at FPS
+            index += 1
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        self.join(timeout=5)
+        self.sink.close()
+
+
+def _read_until(source, predicate, seconds: float):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        frame = source.read(0.05)
+        if predicate(frame):
+            return frame
+    return None
+
+
+@pytest.fixture
+def ndi_name(request) -> str:
+    return f"vl-test-{os.getpid()}-{request.node.name[:20]}"
+
+
+def test_source_waits_for_a_sender_that_is_not_there(ndi_name):
+    source = open_source(f"ndi:{ndi_name}-absent", width=W, height=H, fps=FPS)
+    source.open()
+    try:
+        assert source.state is BridgeState.CONNECTING
+        start = time.monotonic()
+        assert source.read(0.2) is None
+        assert time.monotonic() - start < 1.0
+        assert source.state is BridgeState.CONNECTING
+    finally:
+        source.close()
+        source.close()
+    assert source.state is BridgeState.CLOSED
+
+
+def test_loopback_pixels_then_lost_then_reconnect(ndi_name):
+    source = open_source(f"ndi:{ndi_name}", width=W, height=H, fps=FPS)
+    source.open()
+    sender = Sender(ndi_name)
+    try:
+        # Frames flow, carry their stamps, and match what was sent within NDI's lossy codec.
+        matched = []
+        deadline = time.monotonic() + 15
+        while len(matched) < 5 and time.monotonic() < deadline:
+            frame = source.read(0.1)
+            if frame is None:
+                continue
+            assert frame.shape == (H, W, 3) and frame.dtype == np.uint8
+            stamp = read_stamp(frame)
+            if stamp is not None and stamp in sender.sent:
+                error = np.abs(frame.astype(np.int16) - sender.sent[stamp]).mean(axis=(0, 1))
+                matched.append(error)
+        assert len(matched) >= 5, "fewer than 5 NDI frames arrived in 15 s"
+        assert source.state is BridgeState.LIVE
+        assert source.layout in ("UYVY", "RGBA", "RGBX", "BGRA", "BGRX")
+        assert source.fps == pytest.approx(FPS)
+        assert np.max(np.median(matched, axis=0)) < 4.0, f"mean abs error per channel {matched}"
+
+        # The sender goes away: the source reports LOST and reads None, without raising.
+        sender.stop()
+        assert _read_until(source, lambda _: source.state is BridgeState.LOST, 10) is None
+        assert source.state is BridgeState.LOST
+        assert source.read(0.1) is None
+
+        # It comes back under the same name: frames flow again by themselves.
+        sender = Sender(ndi_name)
+        frame = _read_until(source, lambda f: f is not None, 20)
+        assert frame is not None, "no frame within 20 s after the sender came back"
+        assert source.state is BridgeState.LIVE
+        assert read_stamp(frame) is not None
+    finally:
+        sender.stop()
+        source.close()
+
+
+def test_sink_rejects_a_frame_of_the_wrong_size(ndi_name):
+    from bridges import BridgeError
+
+    sink = open_sink(f"ndi:{ndi_name}")
+    sink.open(W, H, FPS)
+    try:
+        with pytest.raises(BridgeError, match="sender is"):
+            sink.write(np.zeros((H + 2, W, 3), np.uint8))
+    finally:
+        sink.close()
+        sink.close()
