@@ -125,10 +125,6 @@ class TextKVCache:
         except RuntimeError:  # inference tensors carry no version counter
             return None
 
-    def clear(self) -> None:
-        """Drop all cached values."""
-        self._prompt, self._version, self._entries = None, None, {}
-
     def get(self, owner: Any, prompt: Tensor, compute: Callable[[], T]) -> T:
         """Return the value cached for ``owner`` under ``prompt``, computing it on a miss."""
         if prompt is not self._prompt or self._version_of(prompt) != self._version:
@@ -137,6 +133,3 @@ class TextKVCache:
         if owner not in self._entries:
             self._entries[owner] = compute()
         return self._entries[owner]
-
-    def __len__(self) -> int:
-        return len(self._entries)

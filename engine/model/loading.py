@@ -7,7 +7,6 @@ Nothing here downloads: every function takes a local path.
 from __future__ import annotations
 
 import json
-import math
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -326,7 +325,3 @@ def _flatten_tensors(items, prefix: str = ""):
         elif isinstance(v, dict):
             yield from _flatten_tensors(v.items(), f"{prefix}{k}.")
 
-
-def num_params(shapes: Mapping[str, tuple[int, ...]]) -> int:
-    """Total element count of a key -> shape map."""
-    return sum(math.prod(s) for s in shapes.values())
