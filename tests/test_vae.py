@@ -170,3 +170,25 @@ def test_real_taew_key_names():
     assert keys["decoder.7.conv.weight"] == (256, 256, 1, 1)  # TGrow stride 1
     assert keys["decoder.13.conv.weight"] == (256, 128, 1, 1)  # TGrow stride 2
     assert keys["decoder.22.weight"] == (3, 64, 3, 3)
+
+
+def test_wan_encode_any_chunking_matches_whole_clip():
+    model = _model("wan")
+    x = _frames(25, 11)
+    cache = model.new_cache()
+    sizes, out, start = [1, 5, 7, 12], [], 0
+    for n in sizes:
+        out.append(model.encode(x[:, :, start:start + n], cache))
+        start += n
+    assert [o.shape[2] for o in out] == [1, 1, 2, 3]
+    torch.testing.assert_close(torch.cat(out, 2), model.encode(x, model.new_cache()), rtol=1e-4, atol=1e-5)
+
+
+def test_taew_load_trims_wider_tgrow_like_taehv(tmp_path):
+    model = _model("tae", seed=5)
+    state = model.state_dict()
+    w = state["decoder.7.conv.weight"]  # stride-1 TGrow: [16, 16, 1, 1] in the tiny config
+    state["decoder.7.conv.weight"] = torch.cat([torch.zeros_like(w), w], 0)
+    torch.save(state, tmp_path / "taew2_1.pth")
+    loaded = make_autoencoder("tae", tmp_path, "tiny")
+    torch.testing.assert_close(loaded.decoder[7].conv.weight, w)

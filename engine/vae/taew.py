@@ -232,8 +232,17 @@ class TAEW(nn.Module):
 
 def load_taew(path, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
               config: str = "real") -> TAEW:
-    """Build TAEW2.1 and load ``taew2_1.pth`` strictly (``weights_only=True``)."""
+    """Build TAEW2.1 and load ``taew2_1.pth`` strictly (``weights_only=True``).
+
+    As taehv's ``patch_tgrow_layers`` does, a checkpoint ``TGrow`` weight with more output
+    channels than the model's keeps its last-timestep channels; every other difference raises.
+    """
     state = torch.load(path, map_location=device, weights_only=True)
     model = TAEW(TAEW_CONFIGS[config])
+    own = model.state_dict()
+    for i, block in enumerate(model.decoder):
+        key = f"decoder.{i}.conv.weight"
+        if isinstance(block, TGrow) and key in state and state[key].shape[0] > own[key].shape[0]:
+            state[key] = state[key][-own[key].shape[0]:]
     load_state_dict_strict(model, state, str(path))
     return model.to(device=device, dtype=dtype).eval().requires_grad_(False)
