@@ -134,3 +134,36 @@ def test_sink_rejects_a_frame_of_the_wrong_size(ndi_name):
     finally:
         sink.close()
         sink.close()
+
+
+def test_direct_address_option_configures_unicast_discovery(tmp_path):
+    """``ndi:NAME?ip=HOST`` writes its own NDI config when it is the process's first NDI object.
+
+    Run in a fresh process without NDI_CONFIG_DIR: discovery then only works through that config.
+    """
+    code = f"""
+import os, time
+os.environ.pop("NDI_CONFIG_DIR", None)
+from bridges import open_sink, open_source
+from bridges.testpattern import TestPattern, read_stamp
+source = open_source("ndi:vl-ip-{os.getpid()}?ip=127.0.0.1", width=64, height=48, fps=30)
+source.open()
+config = os.path.join(os.environ["NDI_CONFIG_DIR"], "ndi-config.v1.json")
+sink = open_sink("ndi:vl-ip-{os.getpid()}?clock=0")
+sink.open(64, 48, 30)
+deadline, got = time.monotonic() + 15, None
+while got is None and time.monotonic() < deadline:
+    sink.write(TestPattern(64, 48).render(7))
+    got = source.read(0.05)
+print(open(config).read(), got is not None and source.state.value)
+sink.close(); source.close()
+"""
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "NDI_CONFIG_DIR"}
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                         cwd=root, env=dict(env, PYTHONPATH=root))
+    assert out.returncode == 0, out.stderr
+    assert '"ips": "127.0.0.1"' in out.stdout and out.stdout.strip().endswith("live"), out.stdout
