@@ -1,0 +1,47 @@
+"""TouchDesigner example: depth-driven restyle of a camera.
+
+The camera goes to vacelive, which turns it into a depth map (Depth Anything V2 Small) and
+generates a new scene with the same depth layout; the result comes back into ``vacelive_out``.
+
+Run once inside TouchDesigner (Textport, Alt+T, or a Text DAT > Run Script)::
+
+    import sys; sys.path.insert(0, r"C:/path/to/vacelive/toe_examples")
+    import depth_restyle; depth_restyle.main()
+
+It builds ``/project1/vacelive_depth_restyle`` and saves ``toe_examples/depth_restyle.toe``.
+``main(transport="ndi")`` picks the transport (default: Spout on Windows, Syphon on macOS).
+
+Then start the engine with the matching command:
+
+    Windows (Spout):  vacelive run --preset depth_restyle --source spout:vacelive_in --sink spout:vacelive_out --osc-reply 127.0.0.1:9002
+    macOS (Syphon):   vacelive run --preset depth_restyle --source syphon:vacelive_in --sink syphon:vacelive_out --osc-reply 127.0.0.1:9002
+    NDI (any host):   vacelive run --preset depth_restyle --source ndi:vacelive_in --sink ndi:vacelive_out --osc-reply 127.0.0.1:9002
+"""
+
+from __future__ import annotations
+
+import vacelive_td
+
+NAME = "depth_restyle"
+PRESET = "depth_restyle"
+FADERS = [
+    ("context_scale", 1.1),
+    ("seed", 7),
+    ("steps", 4),
+    ("prompt_transition", 6),
+    ("depth_smoothing", 0.85),
+]
+CUES = {
+    "depth": [("/vacelive/annotator", ["depth"])],
+    "prompt_marble": [("/vacelive/prompt", ["a marble sculpture garden at dusk, volumetric light, cinematic"])],
+    "prompt_jungle": [("/vacelive/prompt", ["an overgrown jungle temple, god rays through mist"])],
+    "prompt_blend": [("/vacelive/prompt", ["a marble sculpture garden:0.6|an overgrown jungle temple:0.4"])],
+}
+
+
+def main(td=None, transport=None, save_path=None):
+    """Build the network and save the .toe; ``td`` defaults to TouchDesigner's own module."""
+    if td is None:
+        import td  # only importable inside TouchDesigner
+    return vacelive_td.build_example(td, name=NAME, preset=PRESET, faders=FADERS, cues=CUES,
+                                     transport=transport, save_path=save_path)

@@ -1,0 +1,230 @@
+"""Shared building code for the TouchDesigner examples (run inside TouchDesigner).
+
+Every example script (``depth_restyle.py``, ``pose_dancer.py``, ...) calls :func:`build_example`,
+which creates one Base COMP holding:
+
+- ``faders`` (Constant CHOP) -> ``osc_out`` (OSC Out CHOP): number parameters. The OSC Out CHOP
+  sends channel ``vacelive/context_scale`` as the address ``/vacelive/context_scale``, floats only;
+  the engine takes floats for ints, bools and choice indices.
+- ``oscout1`` (OSC Out DAT) plus one Text DAT per cue (``cue_*``): strings (prompts, choices,
+  media paths) and actions. Right-click a cue DAT > Run Script to send it. Replies to queries and
+  ``/vacelive/error`` answers come back to the OSC Out DAT itself.
+- ``status_in`` (OSC In DAT, or OSC In CHOP): ``/vacelive/status/*`` on the ``--osc-reply`` port.
+- the video round trip: ``control`` (the frames TD sends) -> ``to_vacelive`` (Syphon Spout Out or
+  NDI Out TOP) and ``from_vacelive`` (Syphon Spout In or NDI In TOP) -> ``vacelive_out`` (Null TOP).
+
+Operator type and parameter names are TouchDesigner's own (docs.derivative.ca):
+constantCHOP ``const{i}name``/``const{i}value`` (a sequence: ``seq.const.numBlocks``);
+oscoutCHOP ``netaddress``, ``port``, ``active``; oscoutDAT ``address``, ``port``, ``active`` and
+``sendOSC(address, args)``; oscinDAT/oscinCHOP ``port``, ``active``; syphonspoutoutTOP
+``sendername``, ``active``; syphonspoutinTOP ``sendername``; ndioutTOP ``name``, ``active``,
+``fps``; ndiinTOP ``name``, ``active``.
+
+The functions take the ``td`` module as an argument, so the tests run them against a recording
+stand-in outside TouchDesigner (``tests/td_standin.py``).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+OSC_HOST = "127.0.0.1"
+OSC_PORT = 9000
+"""The engine's OSC control port (``--osc-port``)."""
+REPLY_PORT = 9002
+"""Where TouchDesigner listens for ``/vacelive/status/*`` (the engine's ``--osc-reply 127.0.0.1:9002``)."""
+OSCQUERY_PORT = 9001
+"""The engine's OSCQuery HTTP namespace (``--http-port``)."""
+
+TD_TO_ENGINE = "vacelive_in"
+"""Sender name of the frames TouchDesigner sends to the engine (``--source spout:vacelive_in``)."""
+ENGINE_TO_TD = "vacelive_out"
+"""Sender name of the frames the engine sends back (``--sink spout:vacelive_out``)."""
+
+TRANSPORTS = ("spout", "syphon", "ndi")
+PREFIX = "vacelive/"
+"""Channel prefix: the OSC Out CHOP turns channel ``vacelive/seed`` into ``/vacelive/seed``."""
+COMMON_FADERS = ("context_scale", "seed", "steps", "prompt_transition")
+
+
+def default_transport(platform: str | None = None) -> str:
+    """Spout on Windows, Syphon on macOS, NDI elsewhere (or across machines)."""
+    platform = sys.platform if platform is None else platform
+    if platform.startswith("win"):
+        return "spout"
+    if platform == "darwin":
+        return "syphon"
+    return "ndi"
+
+
+def engine_command(preset: str, transport: str, reply_port: int = REPLY_PORT) -> str:
+    """The ``vacelive run`` command that goes with an example on ``transport``."""
+    if transport not in TRANSPORTS:
+        raise ValueError(f"transport must be one of {', '.join(TRANSPORTS)}, not {transport!r}")
+    return (f"vacelive run --preset {preset} --source {transport}:{TD_TO_ENGINE} "
+            f"--sink {transport}:{ENGINE_TO_TD} --osc-reply 127.0.0.1:{reply_port}")
+
+
+def channel_name(param: str) -> str:
+    """The Constant CHOP channel that the OSC Out CHOP sends to ``/vacelive/<param>``."""
+    return PREFIX + param
+
+
+def _place(node, x: int, y: int):
+    node.nodeX, node.nodeY = x, y
+    return node
+
+
+def _connect(source, target) -> None:
+    source.outputConnectors[0].connect(target)
+
+
+def build_osc_control(parent, td, faders, host: str = OSC_HOST, port: int = OSC_PORT) -> dict:
+    """A Constant CHOP of ``vacelive/<param>`` channels wired into an OSC Out CHOP, and an OSC Out DAT.
+
+    ``faders`` is a sequence of ``(param, value)``: number parameters only (the CHOP sends floats).
+    """
+    faders = list(faders)
+    constant = _place(parent.create(td.constantCHOP, "faders"), 0, 200)
+    constant.seq.const.numBlocks = len(faders)
+    for index, (param, value) in enumerate(faders):
+        setattr(constant.par, f"const{index}name", channel_name(param))
+        setattr(constant.par, f"const{index}value", float(value))
+
+    chop_out = _place(parent.create(td.oscoutCHOP, "osc_out"), 200, 200)
+    chop_out.par.netaddress = host
+    chop_out.par.port = port
+    chop_out.par.active = True
+    chop_out.par.sendevents = False  # send a channel only when its value changes
+    _connect(constant, chop_out)
+
+    dat_out = _place(parent.create(td.oscoutDAT, "oscout1"), 200, 0)
+    dat_out.par.address = host
+    dat_out.par.port = port
+    dat_out.par.active = True
+    return {"faders": constant, "osc_out": chop_out, "oscout1": dat_out}
+
+
+def cue_script(messages, sender: str = "oscout1") -> str:
+    """Python for a Text DAT that sends ``messages`` (``(address, args)`` pairs) via the OSC Out DAT."""
+    lines = ["# Right-click > Run Script to send this cue to vacelive."]
+    for address, args in messages:
+        lines.append(f"op({sender!r}).sendOSC({address!r}, {list(args)!r})")
+    return "\n".join(lines) + "\n"
+
+
+def build_cues(parent, td, cues) -> dict:
+    """One Text DAT per cue: ``cues`` maps a cue name to a list of ``(address, args)`` messages."""
+    out = {}
+    for index, (name, messages) in enumerate(cues.items()):
+        dat = _place(parent.create(td.textDAT, f"cue_{name}"), 400, 200 - 120 * index)
+        dat.text = cue_script(messages)
+        out[dat.name] = dat
+    return out
+
+
+def build_status_in(parent, td, port: int = REPLY_PORT, kind: str = "dat"):
+    """Where ``/vacelive/status/*`` arrives: an OSC In DAT (all messages, strings included) or an
+    OSC In CHOP (numbers only, one channel per figure)."""
+    if kind == "dat":
+        status = parent.create(td.oscinDAT, "status_in")
+        status.par.splitmessage = True
+    elif kind == "chop":
+        status = parent.create(td.oscinCHOP, "status_in")
+        status.par.stripsegments = 2  # /vacelive/status/fps -> channel "fps"
+    else:
+        raise ValueError(f"kind must be 'dat' or 'chop', not {kind!r}")
+    status.par.port = port
+    status.par.active = True
+    return _place(status, 200, -200)
+
+
+def build_video_io(parent, td, transport: str, control, fps: float = 24.0) -> dict:
+    """Send ``control`` (a TOP) to the engine and receive its output, over ``transport``."""
+    if transport in ("spout", "syphon"):  # one operator pair serves both: Spout on Windows, Syphon on macOS
+        send = parent.create(td.syphonspoutoutTOP, "to_vacelive")
+        send.par.sendername = TD_TO_ENGINE
+        send.par.active = True
+        receive = parent.create(td.syphonspoutinTOP, "from_vacelive")
+        receive.par.sendername = ENGINE_TO_TD
+    elif transport == "ndi":
+        send = parent.create(td.ndioutTOP, "to_vacelive")
+        send.par.name = TD_TO_ENGINE
+        send.par.fps = fps
+        send.par.active = True
+        receive = parent.create(td.ndiinTOP, "from_vacelive")
+        # NDI lists sources as "HOST (name)": pick the engine's from this menu if the bare name
+        # does not connect.
+        receive.par.name = ENGINE_TO_TD
+        receive.par.active = True
+    else:
+        raise ValueError(f"transport must be one of {', '.join(TRANSPORTS)}, not {transport!r}")
+    _place(send, 400, -400)
+    _place(receive, 0, -600)
+    _connect(control, send)
+    out = _place(parent.create(td.nullTOP, "vacelive_out"), 200, -600)
+    _connect(receive, out)
+    return {"to_vacelive": send, "from_vacelive": receive, "vacelive_out": out}
+
+
+def build_camera(parent, td):
+    """A camera (Video Device In TOP) into a Null TOP named ``control``: what the engine receives."""
+    camera = _place(parent.create(td.videodeviceinTOP, "camera"), 0, -400)
+    control = _place(parent.create(td.nullTOP, "control"), 200, -400)
+    _connect(camera, control)
+    return camera, control
+
+
+def connect_cue(preset: str, reply_port: int = REPLY_PORT) -> list:
+    """Messages that point the engine's status at this TouchDesigner and load the example's preset."""
+    return [
+        ("/vacelive/osc_reply", [f"127.0.0.1:{reply_port}"]),
+        ("/vacelive/preset_load", [preset]),
+    ]
+
+
+def build_example(td, *, name: str, preset: str, faders, cues, transport: str | None = None,
+                  control=None, parent_path: str = "/project1", save_path: str | None = None,
+                  status_kind: str = "dat") -> dict:
+    """Build an example as ``<parent_path>/vacelive_<name>`` and save the project as a ``.toe``.
+
+    ``control`` is ``None`` for a camera, or a function ``(comp, td) -> TOP`` that builds the
+    frames to send. ``cues`` maps cue names to ``(address, args)`` lists; a ``connect`` cue (reply
+    target and preset) and a ``cut`` cue are added. Returns the created operators by name, plus
+    ``"comp"`` and ``"saved"`` (the ``.toe`` path).
+    """
+    transport = transport or default_transport()
+    root = td.op(parent_path)
+    comp_name = f"vacelive_{name}"
+    old = root.op(comp_name)
+    if old is not None:
+        old.destroy()
+    comp = root.create(td.baseCOMP, comp_name)
+
+    built = {"comp": comp}
+    built.update(build_osc_control(comp, td, faders))
+    all_cues = {"connect": connect_cue(preset)}
+    all_cues.update(cues)
+    all_cues["cut"] = [("/vacelive/cut", [1])]
+    built.update(build_cues(comp, td, all_cues))
+    built["status_in"] = build_status_in(comp, td, kind=status_kind)
+    if control is None:
+        built["camera"], source = build_camera(comp, td)
+    else:
+        source = control(comp, td)
+    built["control"] = source
+    built.update(build_video_io(comp, td, transport, source))
+
+    readme = _place(comp.create(td.textDAT, "readme"), -200, 200)
+    readme.text = (f"vacelive example '{name}' ({transport}).\n"
+                   f"Start the engine with:\n  {engine_command(preset, transport)}\n"
+                   "Run cue_connect once (right-click > Run Script), move the faders, run the other cues.\n"
+                   f"Status arrives in status_in (UDP {REPLY_PORT}); replies to queries and errors in oscout1.\n")
+    built["readme"] = readme
+
+    if save_path is None:
+        save_path = os.path.join(os.path.dirname(os.path.abspath(__file__)), f"{name}.toe")
+    td.project.save(save_path)
+    built["saved"] = save_path
+    return built
