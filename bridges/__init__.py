@@ -1,10 +1,12 @@
 """Bridges: where frames come from and where they go, chosen by a spec string.
 
 Spec grammar: ``scheme[:argument][?key=value&key=value]``; the scheme is the text before the
-first ``:``. :func:`open_source` and :func:`open_sink` only construct the bridge: the caller
-calls ``open()`` (sources) or ``open(width, height, fps)`` (sinks), then ``close()``. Every bridge class
-has a ``from_spec`` classmethod the factory calls. Each scheme's module is imported only when its scheme is used, so importing ``bridges`` never loads
-cyndilib, SpoutGL, syphon or pyvirtualcam.
+first ``:``, options follow the last ``?``. :func:`open_source` and :func:`open_sink` only
+construct the bridge (through its ``from_spec`` classmethod): the caller calls ``open()``
+(sources) or ``open(width, height, fps)`` (sinks), then ``close()``. Sources return frames at
+their native size; the engine resizes them with :func:`engine.frames.crop_to_fill`. A scheme's
+module is imported only when the scheme is used, so importing ``bridges`` never loads cyndilib,
+SpoutGL, syphon or pyvirtualcam.
 """
 
 from __future__ import annotations
@@ -15,18 +17,18 @@ from bridges.base import BridgeError, BridgeState, Sink, Source
 from bridges.spec import Spec, parse_spec
 
 SOURCE_SCHEMES: tuple[tuple[str, str], ...] = (
-    ("testpattern", "animated test pattern with a frame-counter stamp (testpattern?moving=0 for still shapes)"),
+    ("testpattern", "animated pattern with a frame-counter stamp (testpattern?moving=0: still shapes)"),
     ("file", "video file decoded with PyAV at its own fps, looping (file:PATH?loop=0 plays once)"),
     ("images", "folder of images played at the engine fps, looping (images:DIR)"),
     ("camera", "local camera by index via OpenCV (camera:0)"),
-    ("ndi", "NDI receiver by source name, 'HOST (NAME)' or NAME (ndi:NAME?ip=HOST for unicast discovery)"),
+    ("ndi", "NDI receiver by name, 'HOST (NAME)' or NAME (ndi:NAME?ip=HOST: unicast discovery)"),
     ("spout", "Spout receiver, Windows only (spout:NAME, or spout: for the active sender)"),
     ("syphon", "Syphon client, macOS only (syphon:NAME, or syphon: for the first server)"),
 )
 """Source schemes and a one-line description of each (CLI help, docs)."""
 
 SINK_SCHEMES: tuple[tuple[str, str], ...] = (
-    ("file", "H.264 .mp4 (libx264, ultrafast/zerolatency), or PNG/JPEG frames when PATH is a folder or has %d"),
+    ("file", "H.264 .mp4 (libx264 ultrafast/zerolatency), or PNG/JPEG frames if PATH is a folder or has %d"),
     ("ndi", "NDI sender named NAME, clocked at the engine fps (ndi:NAME)"),
     ("spout", "Spout sender, Windows only (spout:NAME)"),
     ("syphon", "Syphon Metal server, macOS only (syphon:NAME)"),

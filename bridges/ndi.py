@@ -30,6 +30,9 @@ REBUILD_AFTER_S = 3.0
 POLL_S = 0.002
 """Polling step of the NDI receiver while it waits for a frame."""
 
+FIND_POLL_S = 0.02
+"""Polling step while the named source is not listed by discovery."""
+
 _FOURCC_LAYOUTS = ("RGBA", "RGBX", "BGRA", "BGRX", "UYVY", "UYVA")
 _ndi_started = False
 
@@ -95,7 +98,9 @@ class NDISource(Source):
     BGRA/BGRX/RGBX are handled too. Alpha is dropped.
     """
 
-    def __init__(self, name: str, source_name: str, ips: str | None = None, bandwidth: str = "highest") -> None:
+    def __init__(
+        self, name: str, source_name: str, ips: str | None = None, bandwidth: str = "highest"
+    ) -> None:
         self.name = name
         self.source_name = source_name
         self.ips = ips
@@ -167,19 +172,21 @@ class NDISource(Source):
         return True
 
     def read(self, timeout: float = 0.1) -> np.ndarray | None:
-        """Return the newest frame, or ``None`` if none came within ``timeout`` (never raises for a lost peer)."""
+        """Return the newest frame, or ``None`` if none came within ``timeout``; never raises for a lost peer."""
         if self._receiver is None:
             time.sleep(timeout)
             return None
-        if self._connected_to is None and not self._try_connect():
-            self._finder.wait(timeout)
-            return None
+        deadline = time.monotonic() + timeout
+        # cyndilib's blocking calls (receive, Finder.wait) hold the GIL for their whole timeout,
+        # so poll with zero timeouts and sleep in between: other Python threads keep running.
+        while self._connected_to is None and not self._try_connect():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            time.sleep(min(FIND_POLL_S, left))
         from cyndilib.receiver import ReceiveFrameType
 
         video = ReceiveFrameType.recv_video
-        deadline = time.monotonic() + timeout
-        # cyndilib's receive() holds the GIL for its whole timeout, so poll with a zero timeout
-        # and sleep in between: other Python threads (the engine, the NDI sink) keep running.
         while self._receiver.receive(video, 0) != video:
             left = deadline - time.monotonic()
             if left <= 0:
@@ -225,7 +232,7 @@ class NDISource(Source):
             log.warning("%s: unsupported NDI FourCC %s, frame dropped", self.name, video_frame.get_fourcc())
             video_frame.skip_frames(True)
             return None
-        view = memoryview(video_frame)  # the receiver's buffer, read without an extra copy
+        view = memoryview(video_frame)  # hands over cyndilib's copy of the frame, no further copy
         try:
             buffer = np.frombuffer(view, np.uint8)
             frame = to_rgb(buffer, width, height, "UYVY" if layout == "UYVA" else layout, stride or None)
