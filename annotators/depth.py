@@ -11,9 +11,9 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+import cv2
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from annotators.base import Annotator
 from annotators.depth_model import DepthAnythingV2
@@ -78,16 +78,19 @@ class DepthAnnotator(Annotator):
 
     @torch.inference_mode()
     def predict(self, frames: np.ndarray) -> torch.Tensor:
-        """Relative inverse depth (T, H, W) float32 for (T, H, W, 3) uint8 frames."""
+        """Relative inverse depth (T, h, w) float32 at the network's size for (T, H, W, 3) uint8.
+
+        Frames are resized on the CPU as uint8 (bicubic, as the reference) before the copy to
+        the device, which keeps the transfer and the normalisation small.
+        """
         height, width = frames.shape[1:3]
-        x = torch.from_numpy(np.ascontiguousarray(frames)).to(self.device)
-        x = x.permute(0, 3, 1, 2).float()
-        x = F.interpolate(x, size=network_size(height, width, self.input_size), mode="bicubic",
-                          align_corners=False)
+        net_h, net_w = network_size(height, width, self.input_size)
+        small = np.stack([
+            cv2.resize(f, (net_w, net_h), interpolation=cv2.INTER_CUBIC) for f in frames
+        ])
+        x = torch.from_numpy(small).to(self.device).permute(0, 3, 1, 2).float()
         x = ((x - self._mean) / self._std).to(self.dtype)
-        depth = self.model(x).float()
-        return F.interpolate(depth[:, None], size=(height, width), mode="bilinear",
-                             align_corners=True)[:, 0]
+        return self.model(x).float()
 
     def __call__(self, frames: np.ndarray, settings: Mapping[str, Any]) -> np.ndarray:
         check_frames(frames)
@@ -99,5 +102,10 @@ class DepthAnnotator(Annotator):
         lo = torch.tensor([r[0] for r in ranges], device=depth.device).view(-1, 1, 1)
         hi = torch.tensor([r[1] for r in ranges], device=depth.device).view(-1, 1, 1)
         grey = ((depth - lo) / (hi - lo).clamp_min(1e-6)).clamp(0, 1) * 255
-        grey = grey.round().to(torch.uint8)
-        return grey[..., None].expand(-1, -1, -1, 3).contiguous().cpu().numpy()
+        grey = grey.round().to(torch.uint8).cpu().numpy()
+        height, width = frames.shape[1:3]
+        out = np.empty_like(frames)
+        for i, g in enumerate(grey):
+            up = cv2.resize(g, (width, height), interpolation=cv2.INTER_LINEAR)
+            cv2.cvtColor(up, cv2.COLOR_GRAY2RGB, dst=out[i])
+        return out

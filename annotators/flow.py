@@ -20,8 +20,9 @@ from annotators.settings import check_frames, get_str
 FLOW_METHODS = ("dis", "farneback")
 """Values of the ``flow_method`` setting."""
 
-MAX_FLOW_SIDE = 416
-"""Flow is computed with the longer side at most this many pixels, then upscaled."""
+MAX_FLOW_SIDE = {"dis": 416, "farneback": 256}
+"""Flow is computed with the longer side at most this many pixels, then upscaled (the slower
+Farneback works smaller to keep up with the frame rate)."""
 
 _MAX_DECAY = 0.95
 """Per-frame decay of the running maximum magnitude."""
@@ -49,29 +50,51 @@ def make_colorwheel() -> np.ndarray:
     return wheel
 
 
-_COLORWHEEL = make_colorwheel()
+ANGLE_BINS = 55 * 8
+"""Directions in the colour lookup table (8 per colour-wheel entry)."""
+
+RADIUS_BINS = 256
+"""Normalised magnitudes 0..1 in the lookup table; one more bin holds everything beyond 1."""
+
+
+def make_flow_lut() -> np.ndarray:
+    """Flow colours by (direction bin, magnitude bin): (ANGLE_BINS, RADIUS_BINS + 1, 3) uint8.
+
+    Direction bin a is the angle 2 pi a / ANGLE_BINS of (dx, dy) (image y down), which sits at
+    position a / ANGLE_BINS * (55 - 1) on the wheel, as in the reference's
+    ``arctan2(-v, -u)``. Magnitudes within the normaliser fade to white at zero; beyond it
+    the wheel colour is darkened to 75 %.
+    """
+    wheel = make_colorwheel() / 255.0
+    ncols = wheel.shape[0]
+    fk = np.arange(ANGLE_BINS) / ANGLE_BINS * (ncols - 1)
+    k0 = np.floor(fk).astype(np.int64)
+    f = (fk - k0)[:, None]
+    col = (1 - f) * wheel[k0] + f * wheel[(k0 + 1) % ncols]  # (A, 3)
+    rad = np.arange(RADIUS_BINS) / (RADIUS_BINS - 1)
+    inside = 1 - rad[None, :, None] * (1 - col[:, None, :])  # (A, R, 3)
+    beyond = (col * 0.75)[:, None, :]
+    return np.floor(255 * np.concatenate([inside, beyond], axis=1)).astype(np.uint8)
+
+
+_FLOW_LUT = make_flow_lut().reshape(-1, 3)
 
 
 def flow_to_rgb(flow: np.ndarray, max_magnitude: float) -> np.ndarray:
     """Colour an (H, W, 2) flow field, dividing magnitudes by ``max_magnitude``: (H, W, 3) uint8.
 
-    Magnitudes within the normaliser desaturate towards white at zero; beyond it the colour is
-    darkened by 0.75, as in the reference implementation.
+    Hue is the direction (right = red, left = cyan-blue), saturation the magnitude relative
+    to ``max_magnitude`` (zero = white), via a lookup table of the Middlebury wheel.
     """
-    u = flow[..., 0] / max_magnitude
-    v = flow[..., 1] / max_magnitude
-    ncols = _COLORWHEEL.shape[0]
-    rad = np.sqrt(u * u + v * v)
-    angle = np.arctan2(-v, -u) / np.pi
-    fk = (angle + 1) / 2 * (ncols - 1)
-    k0 = np.floor(fk).astype(np.int32)
-    k1 = k0 + 1
-    k1[k1 == ncols] = 0
-    f = (fk - k0)[..., None]
-    col = ((1 - f) * _COLORWHEEL[k0] + f * _COLORWHEEL[k1]) / 255.0
-    inside = (rad <= 1)[..., None]
-    col = np.where(inside, 1 - rad[..., None] * (1 - col), col * 0.75)
-    return np.floor(255 * col).astype(np.uint8)
+    flow = np.asarray(flow, dtype=np.float32)
+    magnitude, angle = cv2.cartToPolar(flow[..., 0], flow[..., 1])
+    radius = cv2.multiply(magnitude, (RADIUS_BINS - 1) / max_magnitude) + 0.5
+    np.putmask(radius, radius > RADIUS_BINS - 0.5, RADIUS_BINS)  # beyond the normaliser
+    index = (cv2.multiply(angle, ANGLE_BINS / (2 * np.pi)) + 0.5).astype(np.int32)
+    index[index >= ANGLE_BINS] = 0
+    index *= RADIUS_BINS + 1
+    index += radius.astype(np.int32)
+    return np.take(_FLOW_LUT, index, axis=0)
 
 
 def compute_flow(prev_gray: np.ndarray, gray: np.ndarray, method: str = "dis") -> np.ndarray:
@@ -83,7 +106,10 @@ def compute_flow(prev_gray: np.ndarray, gray: np.ndarray, method: str = "dis") -
         dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)
         return dis.calc(prev_gray, gray, None)
     if method == "farneback":
-        return cv2.calcOpticalFlowFarneback(prev_gray, gray, None, 0.5, 3, 15, 3, 5, 1.2, 0)
+        return cv2.calcOpticalFlowFarneback(
+            prev_gray, gray, None, pyr_scale=0.5, levels=3, winsize=13, iterations=2,
+            poly_n=5, poly_sigma=1.1, flags=0,
+        )
     raise ValueError(f"unknown flow_method {method!r}; expected one of {FLOW_METHODS}")
 
 
@@ -102,9 +128,9 @@ class FlowAnnotator(Annotator):
         self._prev = None
         self._max = _MIN_NORM
 
-    def _small_gray(self, frame: np.ndarray) -> tuple[np.ndarray, float]:
+    def _small_gray(self, frame: np.ndarray, method: str) -> tuple[np.ndarray, float]:
         h, w = frame.shape[:2]
-        scale = min(1.0, MAX_FLOW_SIDE / max(h, w))
+        scale = min(1.0, MAX_FLOW_SIDE[method] / max(h, w))
         gray = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
         if scale < 1.0:
             size = (max(8, round(w * scale)), max(8, round(h * scale)))
@@ -124,13 +150,14 @@ class FlowAnnotator(Annotator):
         h, w = frames.shape[1:3]
         out = np.empty_like(frames)
         for i, frame in enumerate(frames):
-            gray, scale = self._small_gray(frame)
+            gray, scale = self._small_gray(frame, method)
             if self._prev is None or self._prev.shape != gray.shape:
-                small = np.zeros((*gray.shape, 2), dtype=np.float32)  # no previous frame
+                # first frame, or the size changed: no motion to show
+                small = np.zeros((*gray.shape, 2), dtype=np.float32)
             else:
                 small = self._flow(self._prev, gray, method)
             self._prev = gray
-            magnitude = float(np.sqrt((small * small).sum(axis=2)).max()) / scale
+            magnitude = float(cv2.magnitude(small[..., 0], small[..., 1]).max()) / scale
             self._max = max(_MIN_NORM, magnitude, self._max * _MAX_DECAY)
             # Colour at the small size (the colours are smooth), then upscale the picture.
             rgb = flow_to_rgb(small / scale, self._max)

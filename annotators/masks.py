@@ -85,20 +85,32 @@ class ChromaMask(KeyedMaskSource):
     Colours are compared by rg chromaticity (the share of red and green in R + G + B), so a
     shadow on the screen keys like its lit part; pixels closer than ``mask_threshold`` key. For
     scale: pure green to grey is 0.75, to pure red 1.41; a dim green screen stays within 0.35.
+    The test runs once per colour of a 6-bit-per-channel table, rebuilt when the settings change.
     """
 
     name = "chroma"
 
+    def __init__(self) -> None:
+        self._table_key: tuple[str, float] | None = None
+        self._table = np.zeros(1 << 18, dtype=np.float32)
+
+    def _lookup(self, key_color: str, threshold: float) -> np.ndarray:
+        if self._table_key != (key_color, threshold):
+            key = chromaticity(np.array(parse_hex_color(key_color)))
+            levels = np.arange(64) * 4 + 2  # the centre of each 6-bit bin
+            grid = np.stack(np.meshgrid(levels, levels, levels, indexing="ij"), axis=-1)
+            dist = np.linalg.norm(chromaticity(grid.reshape(-1, 3)) - key, axis=1)
+            self._table = (dist < threshold).astype(np.float32)
+            self._table_key = (key_color, threshold)
+        return self._table
+
     def raw(
         self, frames: np.ndarray, settings: Mapping[str, Any], alpha: np.ndarray | None
     ) -> np.ndarray:
-        threshold = get_float(settings, "mask_threshold")
-        key = chromaticity(np.array(parse_hex_color(get_str(settings, "mask_key_color"))))
-        out = np.empty(frames.shape[:3], dtype=np.float32)
-        for i, frame in enumerate(frames):
-            dist = np.linalg.norm(chromaticity(frame) - key, axis=2)
-            out[i] = dist < threshold
-        return out
+        table = self._lookup(get_str(settings, "mask_key_color"), get_float(settings, "mask_threshold"))
+        q = (frames >> 2).astype(np.int32)
+        index = (q[..., 0] << 12) | (q[..., 1] << 6) | q[..., 2]
+        return np.take(table, index)
 
 
 class AlphaMask(KeyedMaskSource):
