@@ -128,7 +128,7 @@ class TAEWStreamCache:
     """State of one stream through :class:`TAEW` (encode *or* decode).
 
     ``memory``: last input frame of every MemBlock (by index in its Sequential);
-    ``position``: frames (encode) or latents (decode) consumed; ``pending``: encode frames
+    ``position``: frames encoded (encode) or latents decoded (decode); ``pending``: encode frames
     waiting for a group of 4.
     """
 
@@ -195,7 +195,7 @@ class TAEW(nn.Module):
             x = torch.cat([cache.pending, x], dim=2)
         usable = x.shape[2] // self.t_downscale * self.t_downscale
         cache.pending = x[:, :, usable:].clone() if usable < x.shape[2] else None
-        cache.position += frames.shape[2]
+        cache.position += usable
         b, _, _, h, w = x.shape
         if not usable:
             return x.new_zeros(b, self.z_dim, 0, h // 8, w // 8)

@@ -196,6 +196,7 @@ class AttentionBlock(nn.Module):
         nn.init.zeros_(self.proj.weight)
 
     def forward(self, x: Tensor, feats: FeatCache | None = None) -> Tensor:
+        # per frame, so no temporal state; ``feats`` is accepted for a uniform block call
         return x + _per_frame(self._attend, x)
 
     def _attend(self, x: Tensor) -> Tensor:
@@ -283,7 +284,7 @@ class WanStreamCache:
     """State of one stream through :class:`WanVAE` (encode *or* decode, not both).
 
     ``feats``: per-module tail of the stream (last 2 input frames of each causal conv);
-    ``position``: frames (encode) or latent frames (decode) consumed so far;
+    ``position``: frames encoded (encode) or latent frames decoded (decode) so far;
     ``pending``: encode only, input frames waiting for a complete group of 4.
     """
 
@@ -349,8 +350,8 @@ class WanVAE(nn.Module):
             cache.position += usable
         cache.pending = x[:, :, usable:].clone() if usable < x.shape[2] else None
         if not outs:
-            b, _, _, h, w = frames.shape
-            return frames.new_zeros(b, self.z_dim, 0, h // 8, w // 8)
+            b, _, _, h, w = x.shape
+            return x.new_zeros(b, self.z_dim, 0, h // 8, w // 8)
         mu = self.conv1(torch.cat(outs, dim=2))[:, : self.z_dim]  # drop log-var
         return normalize_latents(mu)
 
