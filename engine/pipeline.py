@@ -4,6 +4,11 @@
 the real model code. With ``model = "tiny"`` and no weights folder it runs the tiny config of
 the same code with random weights: a clearly labelled demo whose pictures are abstract patterns,
 not video, which needs no download and runs on a CPU.
+
+VACE (:mod:`engine.vace`) is attached to the DiT's blocks by hooks: each chunk's control frames,
+masks, reference images and keyframes steer it with ``context_scale``; a chunk without any of
+them (or with ``context_scale`` 0) runs the base model alone. ``VideoPipeline.mode`` names the
+inferred VACE mode of the last chunk (``t2v``, ``control``, ``r2v+control``, ...).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from engine.chunk import Chunk
 from engine.model import CONFIGS, CausalGenerator, WanModel, load_model
 from engine.state import ParamStore
 from engine.text import PromptCache, PromptConditioner, make_text_encoder
+from engine.vace import VaceBranch, VaceController, attach_vace, default_vace_layers, graft_vace
 from engine.vae import VideoAutoencoder, make_autoencoder
 
 log = logging.getLogger(__name__)
@@ -46,32 +52,42 @@ class VideoPipeline:
     Per chunk: the prompt conditioner gives the (possibly transitioning) text embedding; the
     causal generator denoises 3 latent frames with ``steps`` steps and noise from (seed, chunk
     index), then writes its KV cache; the VAE decodes them with its own streaming cache (the
-    first chunk after a reset gives 9 frames, every later one 12).
+    first chunk after a reset gives 9 frames, every later one 12). With ``vace`` attached, the
+    chunk's VACE inputs become the ``extras`` of every forward of the chunk.
     """
 
     def __init__(self, causal: CausalGenerator, vae: VideoAutoencoder, prompts: PromptConditioner,
-                 *, name: str) -> None:
+                 *, name: str, vace: VaceController | None = None) -> None:
         self.name = name
         self.causal = causal
         self.vae = vae
         self.prompts = prompts
+        self.vace = vace
         self.decode_cache = vae.new_cache()
         self._vae_dtype = next(vae.parameters()).dtype  # type: ignore[attr-defined]
+
+    @property
+    def mode(self) -> str:
+        """The VACE mode inferred for the last chunk (``t2v`` without VACE)."""
+        return self.vace.mode if self.vace is not None else "t2v"
 
     @torch.inference_mode()
     def generate(self, chunk: Chunk) -> np.ndarray:
         """The output frames (N, H, W, 3) uint8 for ``chunk``."""
         snapshot = chunk.snapshot
         text = self.prompts.embed(snapshot["prompt"], snapshot["prompt_transition"], snapshot["prompt_blend"])
-        latents = self.causal.generate_chunk(text, snapshot["seed"], snapshot["steps"])
+        extras = self.vace.prepare(chunk, first=self.causal.frame_index == 0) if self.vace is not None else None
+        latents = self.causal.generate_chunk(text, snapshot["seed"], snapshot["steps"], extras=extras)
         video = self.vae.decode(latents.to(self._vae_dtype), self.decode_cache)
         return frames_to_uint8(video)
 
     def reset(self) -> None:
-        """Hard cut: empty the KV cache, restart the VAE stream and the prompt state."""
+        """Hard cut: empty the KV caches (base and VACE), restart the VAE streams and the prompt state."""
         self.causal.reset()
         self.decode_cache.reset()
         self.prompts.reset()
+        if self.vace is not None:
+            self.vace.reset()
 
 
 def build_model(store: ParamStore, manifest, device: str, dtype: torch.dtype) -> WanModel:
@@ -117,14 +133,31 @@ def build_prompts(store: ParamStore, manifest, device: str, dtype: torch.dtype) 
     return PromptConditioner(PromptCache(cache_dir, encoder), device=device, dtype=dtype)
 
 
+def build_vace_branch(model: WanModel, manifest) -> VaceBranch:
+    """The VACE branch for ``model``: ``vace_*`` grafted strictly from the manifest's ``vace``, or
+    zero projections (no effect: the honest state without VACE weights)."""
+    cfg = model.config
+    branch = VaceBranch(model.blocks, default_vace_layers(cfg.num_layers), cfg.dim, cfg.patch_size)
+    if manifest is not None and manifest.has("vace"):
+        graft_vace(branch, manifest.path("vace"))
+        log.info("VACE weights grafted from %s", manifest.path("vace"))
+    else:
+        log.warning("no VACE weights in the weights folder: control, masks, references and keyframes "
+                    "have no effect")
+    return branch.eval().requires_grad_(False)
+
+
 def build_generator(store: ParamStore, manifest, device: str) -> VideoPipeline:
     """Everything the generator needs, loaded before any source or sink opens."""
     dtype = resolve_dtype(store.get("dtype"), device)
     model = build_model(store, manifest, device, dtype)
+    injector = attach_vace(model, build_vace_branch(model, manifest))  # hooks go on before compiling
     if store.get("compile"):
         model = torch.compile(model)  # type: ignore[assignment]
-    causal = CausalGenerator(model, store.get("height"), store.get("width"))
+    width, height = store.get("width"), store.get("height")
+    causal = CausalGenerator(model, height, width)
     vae = build_vae(store, manifest, device, dtype)
     prompts = build_prompts(store, manifest, device, dtype)
+    vace = VaceController(injector, vae, store.resolve_media, width, height)
     name = TINY_LABEL if store.get("model") == "tiny" and manifest is None else f"Wan2.1-{store.get('model')}"
-    return VideoPipeline(causal, vae, prompts, name=name)
+    return VideoPipeline(causal, vae, prompts, name=name, vace=vace)
