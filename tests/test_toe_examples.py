@@ -10,6 +10,7 @@ every address it can send must be in the registry, with a value the engine accep
 from __future__ import annotations
 
 import importlib
+import ipaddress
 import shlex
 import sys
 from pathlib import Path
@@ -188,6 +189,19 @@ def test_saves_a_toe_and_rebuilds_in_place(name, tmp_path):
     assert [c.name for c in td.op("/project1").children.values()] == [f"vacelive_{name}"]
     readme = comp_of(td, name).op("readme")
     assert vacelive_td.engine_command(module.PRESET, "ndi") in readme.text
+
+
+def test_engine_on_another_machine(tmp_path):
+    td = StandinTD()
+    importlib.import_module("depth_restyle").main(td=td, transport="ndi", save_path=str(tmp_path / "a.toe"),
+                                                  host="192.168.1.20")
+    comp = comp_of(td, "depth_restyle")
+    assert comp.op("osc_out").par.netaddress.val == "192.168.1.20"
+    assert comp.op("oscout1").par.address.val == "192.168.1.20"
+    (address, (target,)), _ = run_cues(td, comp)["cue_connect"]
+    host, _, port = target.rpartition(":")
+    assert address == "/vacelive/osc_reply" and port == str(vacelive_td.REPLY_PORT)
+    assert ipaddress.ip_address(host).version == 4
 
 
 def test_default_save_path_is_next_to_the_scripts():

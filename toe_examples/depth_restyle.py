@@ -9,7 +9,8 @@ Run once inside TouchDesigner (Textport, Alt+T, or a Text DAT > Run Script)::
     import depth_restyle; depth_restyle.main()
 
 It builds ``/project1/vacelive_depth_restyle`` and saves ``toe_examples/depth_restyle.toe``.
-``main(transport="ndi")`` picks the transport (default: Spout on Windows, Syphon on macOS).
+``main(transport="ndi")`` picks the transport (default: Spout on Windows, Syphon on macOS);
+``main(transport="ndi", host="192.168.1.20")`` points the OSC at an engine on another machine.
 
 Then start the engine with the matching command:
 
@@ -39,9 +40,10 @@ CUES = {
 }
 
 
-def main(td=None, transport=None, save_path=None):
-    """Build the network and save the .toe; ``td`` defaults to TouchDesigner's own module."""
+def main(td=None, transport=None, save_path=None, host=vacelive_td.OSC_HOST):
+    """Build the network and save the .toe; ``td`` defaults to TouchDesigner's own module,
+    ``host`` is the engine's address (127.0.0.1: the same machine)."""
     if td is None:
         import td  # only importable inside TouchDesigner
     return vacelive_td.build_example(td, name=NAME, preset=PRESET, faders=FADERS, cues=CUES,
-                                     transport=transport, save_path=save_path)
+                                     transport=transport, save_path=save_path, host=host)

@@ -11,7 +11,8 @@ Run once inside TouchDesigner (Textport, Alt+T, or a Text DAT > Run Script)::
     import inpaint_region; inpaint_region.main()
 
 It builds ``/project1/vacelive_inpaint_region`` and saves ``toe_examples/inpaint_region.toe``.
-``main(transport="ndi")`` picks the transport (default: Spout on Windows, Syphon on macOS).
+``main(transport="ndi")`` picks the transport (default: Spout on Windows, Syphon on macOS);
+``main(transport="ndi", host="192.168.1.20")`` points the OSC at an engine on another machine.
 
 Then start the engine with the matching command:
 
@@ -59,10 +60,11 @@ def build_control(comp, td):
     return control
 
 
-def main(td=None, transport=None, save_path=None):
-    """Build the network and save the .toe; ``td`` defaults to TouchDesigner's own module."""
+def main(td=None, transport=None, save_path=None, host=vacelive_td.OSC_HOST):
+    """Build the network and save the .toe; ``td`` defaults to TouchDesigner's own module,
+    ``host`` is the engine's address (127.0.0.1: the same machine)."""
     if td is None:
         import td  # only importable inside TouchDesigner
     return vacelive_td.build_example(td, name=NAME, preset=PRESET, faders=FADERS, cues=CUES,
-                                     transport=transport, save_path=save_path,
+                                     transport=transport, save_path=save_path, host=host,
                                      control=build_control)

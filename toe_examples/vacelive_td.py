@@ -27,6 +27,7 @@ stand-in outside TouchDesigner (``tests/td_standin.py``).
 from __future__ import annotations
 
 import os
+import socket
 import sys
 
 OSC_HOST = "127.0.0.1"
@@ -176,21 +177,38 @@ def build_camera(parent, td):
     return camera, control
 
 
-def connect_cue(preset: str, reply_port: int = REPLY_PORT) -> list:
-    """Messages that point the engine's status at this TouchDesigner and load the example's preset."""
+def reply_host(engine_host: str) -> str:
+    """This machine's address as the engine at ``engine_host`` sees it (``127.0.0.1`` when local)."""
+    if engine_host in ("127.0.0.1", "localhost"):
+        return "127.0.0.1"
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.connect((engine_host, OSC_PORT))  # UDP: picks the route, sends nothing
+            return probe.getsockname()[0]
+    except OSError:
+        pass
+    try:
+        return socket.gethostbyname(socket.gethostname())
+    except OSError:
+        return "127.0.0.1"  # unknown: correct cue_connect's osc_reply by hand
+
+
+def connect_cue(preset: str, reply_port: int = REPLY_PORT, host: str = "127.0.0.1") -> list:
+    """Messages that point the engine's status at this TouchDesigner (``host``) and load the preset."""
     return [
-        ("/vacelive/osc_reply", [f"127.0.0.1:{reply_port}"]),
+        ("/vacelive/osc_reply", [f"{host}:{reply_port}"]),
         ("/vacelive/preset_load", [preset]),
     ]
 
 
 def build_example(td, *, name: str, preset: str, faders, cues, transport: str | None = None,
                   control=None, parent_path: str = "/project1", save_path: str | None = None,
-                  status_kind: str = "dat") -> dict:
+                  status_kind: str = "dat", host: str = OSC_HOST) -> dict:
     """Build an example as ``<parent_path>/vacelive_<name>`` and save the project as a ``.toe``.
 
     ``control`` is ``None`` for a camera, or a function ``(comp, td) -> TOP`` that builds the
-    frames to send. ``cues`` maps cue names to ``(address, args)`` lists; a ``connect`` cue (reply
+    frames to send. ``host`` is the engine's address (another machine: start it with
+    ``--osc-host``). ``cues`` maps cue names to ``(address, args)`` lists; a ``connect`` cue (reply
     target and preset) and a ``cut`` cue are added. Returns the created operators by name, plus
     ``"comp"`` and ``"saved"`` (the ``.toe`` path).
     """
@@ -203,8 +221,8 @@ def build_example(td, *, name: str, preset: str, faders, cues, transport: str | 
     comp = root.create(td.baseCOMP, comp_name)
 
     built = {"comp": comp}
-    built.update(build_osc_control(comp, td, faders))
-    all_cues = {"connect": connect_cue(preset)}
+    built.update(build_osc_control(comp, td, faders, host=host))
+    all_cues = {"connect": connect_cue(preset, host=reply_host(host))}
     all_cues.update(cues)
     all_cues["cut"] = [("/vacelive/cut", [1])]
     built.update(build_cues(comp, td, all_cues))
@@ -221,6 +239,9 @@ def build_example(td, *, name: str, preset: str, faders, cues, transport: str | 
                    f"Start the engine with:\n  {engine_command(preset, transport)}\n"
                    "Run cue_connect once (right-click > Run Script), move the faders, run the other cues.\n"
                    f"Status arrives in status_in (UDP {REPLY_PORT}); replies to queries and errors in oscout1.\n")
+    if transport == "ndi":
+        readme.text += (f"NDI lists the engine's output as 'HOST ({ENGINE_TO_TD})': if from_vacelive stays black, "
+                        "pick it from its Source Name menu.\n")
     built["readme"] = readme
 
     if save_path is None:
