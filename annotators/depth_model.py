@@ -62,7 +62,8 @@ class Attention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, n, c = x.shape
-        qkv = self.qkv(x).reshape(b, n, 3, self.num_heads, c // self.num_heads).permute(2, 0, 3, 1, 4)
+        qkv = self.qkv(x).reshape(b, n, 3, self.num_heads, c // self.num_heads)
+        qkv = qkv.permute(2, 0, 3, 1, 4)
         out = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2])
         return self.proj(out.transpose(1, 2).reshape(b, n, c))
 
@@ -144,7 +145,9 @@ class DINOv2(nn.Module):
         patch_pos = patch_pos.permute(0, 2, 3, 1).reshape(1, gh * gw, -1)
         return torch.cat((pos[:, :1], patch_pos), dim=1).to(self.pos_embed.dtype)
 
-    def intermediate_layers(self, x: torch.Tensor, layer_idx: tuple[int, ...]) -> list[torch.Tensor]:
+    def intermediate_layers(
+        self, x: torch.Tensor, layer_idx: tuple[int, ...]
+    ) -> list[torch.Tensor]:
         """Normalised patch tokens (B, N, C) after each block in ``layer_idx``."""
         _, _, height, width = x.shape
         tokens = self.patch_embed(x)
@@ -236,7 +239,8 @@ class DPTHead(nn.Module):
             x = tokens.permute(0, 2, 1).reshape(tokens.shape[0], -1, patch_h, patch_w)
             maps.append(resize(project(x)))
         s = self.scratch
-        l1, l2, l3, l4 = s.layer1_rn(maps[0]), s.layer2_rn(maps[1]), s.layer3_rn(maps[2]), s.layer4_rn(maps[3])
+        l1, l2 = s.layer1_rn(maps[0]), s.layer2_rn(maps[1])
+        l3, l4 = s.layer3_rn(maps[2]), s.layer4_rn(maps[3])
         path = s.refinenet4(l4, size=l3.shape[2:])
         path = s.refinenet3(path, l3, size=l2.shape[2:])
         path = s.refinenet2(path, l2, size=l1.shape[2:])
@@ -282,12 +286,16 @@ def load_state_dict_strict(model: nn.Module, state: dict[str, torch.Tensor], sou
     problems = [
         f"{label}: {_listing(items)}"
         for label, items in (
-            ("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", mismatched)
+            ("missing keys", missing),
+            ("unexpected keys", unexpected),
+            ("shape mismatches", mismatched),
         )
         if items
     ]
     if problems:
-        raise ValueError(f"{source} does not match the Depth Anything V2 network: " + "; ".join(problems))
+        raise ValueError(
+            f"{source} does not match the Depth Anything V2 network: " + "; ".join(problems)
+        )
     model.load_state_dict(state, strict=True)
 
 

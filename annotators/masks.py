@@ -36,7 +36,7 @@ def chromaticity(rgb: np.ndarray) -> np.ndarray:
 
 
 def feather(mask: np.ndarray, radius: int) -> np.ndarray:
-    """Soften the edges of an (H, W) float32 mask with a Gaussian of ``radius`` px; stays in [0, 1]."""
+    """Soften the edges of an (H, W) float32 mask with a ``radius`` px Gaussian, within [0, 1]."""
     if radius <= 0:
         return mask
     size = 2 * radius + 1
@@ -107,7 +107,8 @@ class ChromaMask(KeyedMaskSource):
     def raw(
         self, frames: np.ndarray, settings: Mapping[str, Any], alpha: np.ndarray | None
     ) -> np.ndarray:
-        table = self._lookup(get_str(settings, "mask_key_color"), get_float(settings, "mask_threshold"))
+        key_color = get_str(settings, "mask_key_color")
+        table = self._lookup(key_color, get_float(settings, "mask_threshold"))
         q = (frames >> 2).astype(np.int32)
         index = (q[..., 0] << 12) | (q[..., 1] << 6) | q[..., 2]
         return np.take(table, index)

@@ -13,7 +13,9 @@ EXPECTED_FILES: dict[str, str] = {
 """The file each weights role expects by default (pose also takes the lite / heavy variants)."""
 
 _ALTERNATIVES: dict[str, tuple[str, ...]] = {
-    "pose": ("pose_landmarker_full.task", "pose_landmarker_heavy.task", "pose_landmarker_lite.task"),
+    "pose": (
+        "pose_landmarker_full.task", "pose_landmarker_heavy.task", "pose_landmarker_lite.task"
+    ),
     "segmenter": ("selfie_segmenter.tflite", "selfie_segmenter_landscape.tflite",
                   "selfie_multiclass_256x256.tflite"),
 }

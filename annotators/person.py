@@ -57,7 +57,8 @@ class PersonMask(KeyedMaskSource):
         try:
             return vision.ImageSegmenter.create_from_options(options)
         except (RuntimeError, ValueError) as exc:
-            raise RuntimeError(f"could not load the segmenter model {self.model_file}: {exc}") from exc
+            message = f"could not load the segmenter model {self.model_file}: {exc}"
+            raise RuntimeError(message) from exc
 
     def person_confidence(self, frame: np.ndarray) -> np.ndarray:
         """Person probability (H, W) float32 of one RGB frame.

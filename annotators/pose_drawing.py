@@ -33,12 +33,13 @@ HAND_EDGES: tuple[tuple[int, int], ...] = (
     (10, 11), (11, 12), (0, 13), (13, 14), (14, 15), (15, 16), (0, 17), (17, 18), (18, 19),
     (19, 20),
 )
-"""Hand bones; bone i is drawn in the hue i / 20."""
+"""Hand bones, wrist outwards, finger by finger."""
 
 HAND_EDGE_COLORS: tuple[tuple[int, int, int], ...] = tuple(
-    tuple(int(c * 255) for c in colorsys.hsv_to_rgb(i / len(HAND_EDGES), 1.0, 1.0))  # type: ignore[misc]
-    for i in range(len(HAND_EDGES))
+    (round(r * 255), round(g * 255), round(b * 255))  # cv2 rounds float colours likewise
+    for r, g, b in (colorsys.hsv_to_rgb(i / len(HAND_EDGES), 1.0, 1.0) for i in range(20))
 )
+"""Colour of hand bone i: the hue i / 20 at full saturation and value."""
 
 HAND_JOINT_COLOR = (0, 0, 255)
 FACE_COLOR = (255, 255, 255)

@@ -55,7 +55,9 @@ def fps(run: Callable[[np.ndarray], object], chunks: list[np.ndarray]) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
     parser.add_argument("--width", type=int, default=832)
     parser.add_argument("--height", type=int, default=480)
     parser.add_argument("--chunks", type=int, default=4, help="12-frame chunks timed per entry")
@@ -90,7 +92,8 @@ def main() -> None:
         report(name, fps(lambda c, a=annotator: a(c, {}), chunks))
     for method in ("dis", "farneback"):
         annotator = make_annotator("flow")
-        report(f"flow {method}", fps(lambda c, a=annotator, m=method: a(c, {"flow_method": m}), chunks))
+        run = lambda c, a=annotator, m=method: a(c, {"flow_method": m})  # noqa: E731
+        report(f"flow {method}", fps(run, chunks))
     people = [synthetic_person(0.35), synthetic_person(0.65)]
     report("pose drawing only (2 people)", fps(lambda c: [
         render_people(people, args.height, args.width, hands=True, face=True) for _ in c
@@ -125,7 +128,8 @@ def main() -> None:
             except (FileNotFoundError, ImportError, RuntimeError) as exc:
                 report(f"mask {name}", f"skipped: {exc}")
                 continue
-            report(f"mask {name}", fps(lambda c, s=source: s(c, settings, alpha=alpha[: len(c)]), chunks))
+            run = lambda c, s=source: s(c, settings, alpha=alpha[: len(c)])  # noqa: E731
+            report(f"mask {name}", fps(run, chunks))
 
 
 if __name__ == "__main__":

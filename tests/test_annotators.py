@@ -194,7 +194,10 @@ def test_import_is_cheap() -> None:
     import subprocess
     import sys
 
-    code = "import annotators, sys; print(sorted(m for m in ('torch', 'mediapipe') if m in sys.modules))"
+    code = (
+        "import annotators, sys; "
+        "print(sorted(m for m in ('torch', 'mediapipe') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
     assert annotators.__all__

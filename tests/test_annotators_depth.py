@@ -56,7 +56,8 @@ def test_strict_load_round_trip(tiny_checkpoint) -> None:
 def test_renamed_key_is_reported_by_name(tiny_checkpoint, tmp_path) -> None:
     _, path = tiny_checkpoint
     state = torch.load(path, weights_only=True)
-    state["pretrained.blocks.1.attn.qkv_renamed.weight"] = state.pop("pretrained.blocks.1.attn.qkv.weight")
+    old, new = "pretrained.blocks.1.attn.qkv.weight", "pretrained.blocks.1.attn.qkv_renamed.weight"
+    state[new] = state.pop(old)
     bad = tmp_path / "bad.pth"
     torch.save(state, bad)
     with pytest.raises(ValueError) as err:
@@ -71,7 +72,8 @@ def test_wrong_size_checkpoint_is_reported(tiny_checkpoint) -> None:
     with pytest.raises(ValueError) as err:
         load_depth_anything(path, wider)
     message = str(err.value)
-    assert "shape mismatches: depth_head.projects.0.weight (8, 32, 1, 1) != (8, 64, 1, 1)" in message
+    first = "depth_head.projects.0.weight (8, 32, 1, 1) != (8, 64, 1, 1)"
+    assert f"shape mismatches: {first}" in message
     assert "more)" in message and len(message) < 1200
 
 

@@ -26,7 +26,8 @@ def test_luma_key() -> None:
     masks = make_mask_source("luma")(halves((50, 50, 50), (200, 200, 200)), HARD)
     assert masks.shape == (2, H, W) and masks.dtype == np.float32
     assert (masks[:, :, : W // 2] == 0).all() and (masks[:, :, W // 2 :] == 1).all()
-    dark = make_mask_source("luma")(halves((50, 50, 50), (200, 200, 200)), {**HARD, "mask_threshold": 0.9})
+    frames = halves((50, 50, 50), (200, 200, 200))
+    dark = make_mask_source("luma")(frames, {**HARD, "mask_threshold": 0.9})
     assert not dark.any()
 
 
@@ -121,7 +122,9 @@ def test_feather_function_keeps_range() -> None:
     invert=st.booleans(),
     seed=st.integers(0, 2**16),
 )
-def test_masks_stay_in_range(name: str, threshold: float, feather_px: int, invert: bool, seed: int) -> None:
+def test_masks_stay_in_range(
+    name: str, threshold: float, feather_px: int, invert: bool, seed: int
+) -> None:
     frames = np.random.default_rng(seed).integers(0, 256, (1, 24, 40, 3), dtype=np.uint8)
     masks = make_mask_source(name)(
         frames, {"mask_threshold": threshold, "mask_feather": feather_px, "mask_invert": invert}
