@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import sys
 import threading
 import time
 from collections import deque
@@ -350,6 +351,8 @@ class GeneratorStage(_Stage):
             engine.metrics.generator_errors += 1
             engine.report_error(f"generator: {exc!r} (chunk {chunk.index}, failure {self._failures} in a row)")
             log.debug("generator failure", exc_info=True)
+            if _is_out_of_memory(exc):
+                self._out_of_memory()
             if self._failures >= MAX_CONSECUTIVE_GENERATOR_FAILURES:
                 self._reset_generator()
             return
@@ -366,12 +369,28 @@ class GeneratorStage(_Stage):
             except queue.Full:
                 continue
 
+    def _out_of_memory(self) -> None:
+        """Free the allocator's cache; lower the steps only when the user enabled that."""
+        torch = sys.modules.get("torch")
+        if torch is not None and torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        store = self.engine.store
+        steps = store.get("steps")
+        if store.get("oom_fallback") and steps > 1:
+            store.set("steps", steps - 1)
+            self.engine.report_error(f"out of memory: steps lowered to {steps - 1} (oom_fallback)")
+
     def _reset_generator(self) -> None:
         self._failures = 0
         try:
             self.generator.reset()
         except Exception as exc:
             self.engine.report_error(f"generator reset failed: {exc!r}")
+
+
+def _is_out_of_memory(exc: BaseException) -> bool:
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(exc, torch.cuda.OutOfMemoryError)
 
 
 def _check_output(frames: np.ndarray, width: int, height: int) -> None:

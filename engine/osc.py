@@ -57,6 +57,26 @@ def _error_reply(address: str, reason: str) -> Reply:
     return (ERROR_ADDRESS, address[:MAX_ERROR_TEXT], reason[:MAX_ERROR_TEXT])
 
 
+class _SafeDispatcher(Dispatcher):
+    """python-osc's dispatcher, except that an undecodable packet is logged and dropped.
+
+    python-osc only catches its own ParseError; invalid UTF-8 in a string raises
+    UnicodeDecodeError from the parser, which must not reach the server loop.
+    """
+
+    def __init__(self, on_malformed: Callable[[], None]) -> None:
+        super().__init__(strict_timing=False)
+        self._on_malformed = on_malformed
+
+    def call_handlers_for_packet(self, data: bytes, client_address: tuple[str, int]) -> list:
+        try:
+            return super().call_handlers_for_packet(data, client_address)
+        except Exception as exc:
+            self._on_malformed()
+            log.warning("malformed OSC packet from %s dropped: %s", client_address[0], exc)
+            return []
+
+
 class OscControl:
     """Maps every parameter address to the store; answers queries and errors."""
 
@@ -65,10 +85,14 @@ class OscControl:
         self.allow = frozenset(allow)
         self.received = 0
         self.refused = 0
-        self.dispatcher = Dispatcher(strict_timing=False)
+        self.dispatcher = _SafeDispatcher(self._count_malformed)
         for param in store.registry:
             self.dispatcher.map(param.address, self._handle, param, needs_reply_address=True)
         self.dispatcher.set_default_handler(self._unknown, needs_reply_address=True)
+
+    def _count_malformed(self) -> None:
+        self.received += 1
+        self.refused += 1
 
     def allowed(self, host: str) -> bool:
         """Whether a sender address may control the engine."""

@@ -306,6 +306,8 @@ REGISTRY = Registry([
           applies=RESTART, group="model", choices=("wan", "tae")),
     Param("prompt_cache", S, "prompt_cache", "Folder of cached prompt embeddings (vacelive prompts encode).",
           applies=RESTART, group="model"),
+    Param("oom_fallback", B, False, "On GPU out-of-memory, lower the denoising steps by one (never below 1).",
+          applies=NOW, group="model"),
     Param("compile", B, False, "torch.compile the model.", applies=RESTART, group="model"),
     # --- control ------------------------------------------------------------------------------
     Param("pause", B, False, "Freeze the output on the last frame; generation pauses.", applies=NOW,

@@ -1,0 +1,147 @@
+"""Faults a show must survive: lost sources, stalled or failing generators, OOM, missing weights."""
+
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from bridges.base import BridgeError, BridgeState
+from engine.loop import Engine
+from engine.state import ParamStore
+from tests.fakes import CountingSource, RecordingSink, ScriptedGenerator
+
+
+def make_store(fps=50.0):
+    store = ParamStore()
+    store.set("width", 64, live=False)
+    store.set("height", 64, live=False)
+    store.set("fps", fps)
+    return store
+
+
+class FlakySource(CountingSource):
+    """A source whose peer vanishes between ``lost_from`` and ``lost_until`` seconds after open."""
+
+    def __init__(self, lost_from, lost_until):
+        super().__init__(32, 16, 200.0)
+        self.lost_from, self.lost_until = lost_from, lost_until
+        self.opened_at = 0.0
+
+    def open(self):
+        super().open()
+        self.opened_at = time.monotonic()
+
+    def read(self, timeout=0.1):
+        age = time.monotonic() - self.opened_at
+        if self.lost_from <= age < self.lost_until:
+            self.state = BridgeState.LOST
+            time.sleep(timeout)
+            return None
+        self.state = BridgeState.LIVE
+        return super().read(timeout)
+
+
+def test_lost_source_keeps_the_clock_and_recovers():
+    store = make_store()
+    generator = ScriptedGenerator(64, 64)
+    sink = RecordingSink()
+    engine = Engine(store, generator, FlakySource(0.5, 1.5), [sink],
+                    make_annotator=lambda n: None, make_mask_source=lambda n: None)
+    engine.start()
+    states = []
+    for _ in range(25):
+        time.sleep(0.1)
+        states.append(engine.metrics.source_state)
+    chunks_after = len(generator.chunks)
+    assert engine.stop() == []
+    assert "lost" in states and states[-1] == "live"
+    times = np.array(sink.times)
+    outage = times[(times > times[0] + 0.6) & (times < times[0] + 1.3)]
+    assert len(outage) >= 25  # frames kept flowing at ~50 fps while the source was gone
+    assert chunks_after >= 3  # and generation resumed when it came back
+
+
+def test_source_that_cannot_open_is_retried_without_stopping_the_engine(monkeypatch):
+    import engine.loop as loop
+
+    monkeypatch.setattr(loop.SourceReader, "RETRY_S", 0.05)
+
+    class Refusing(CountingSource):
+        attempts = 0
+
+        def open(self):
+            Refusing.attempts += 1
+            if Refusing.attempts < 3:
+                raise BridgeError("no such NDI source 'TD-out'")
+            super().open()
+
+    store = make_store()
+    generator = ScriptedGenerator(64, 64)
+    errors = []
+    engine = Engine(store, generator, Refusing(32, 16, 200.0), [RecordingSink()],
+                    make_annotator=lambda n: None, make_mask_source=lambda n: None, on_error=errors.append)
+    engine.start()
+    time.sleep(1.0)
+    assert engine.stop() == []
+    assert Refusing.attempts >= 3 and len(generator.chunks) >= 1
+    assert any("TD-out" in e for e in errors)
+
+
+def test_stalled_generator_does_not_stall_the_publisher():
+    class Stalling(ScriptedGenerator):
+        def generate(self, chunk):
+            if chunk.index == 1:
+                time.sleep(1.2)
+            return super().generate(chunk)
+
+    store = make_store(fps=50.0)
+    sink = RecordingSink()
+    engine = Engine(store, Stalling(64, 64), CountingSource(32, 16, 200.0), [sink],
+                    make_annotator=lambda n: None, make_mask_source=lambda n: None)
+    engine.start()
+    time.sleep(2.0)
+    assert engine.stop() == []
+    intervals = np.diff(sink.times)
+    assert np.percentile(intervals, 95) < 0.03
+    assert engine.metrics.stalls >= 30  # ~1 s of repeated frames while it was stuck
+
+
+@pytest.mark.parametrize("fallback, expected_steps", [(False, 4), (True, 3)])
+def test_out_of_memory_is_reported_and_lowers_steps_only_when_enabled(fallback, expected_steps):
+    class OutOfMemory(ScriptedGenerator):
+        def generate(self, chunk):
+            if chunk.index == 0:
+                raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+            return super().generate(chunk)
+
+    store = make_store(fps=100.0)
+    store.set("oom_fallback", fallback)
+    errors = []
+    engine = Engine(store, OutOfMemory(64, 64), CountingSource(32, 16, 400.0), [RecordingSink()],
+                    make_annotator=lambda n: None, make_mask_source=lambda n: None, on_error=errors.append)
+    engine.start()
+    time.sleep(0.8)
+    assert engine.stop() == []
+    assert any("out of memory" in e.lower() for e in errors)
+    assert store.get("steps") == expected_steps
+    assert engine.metrics.chunks_done >= 1  # it went on generating
+
+
+def test_missing_weights_fail_before_anything_opens(tmp_path):
+    out = tmp_path / "never.mp4"
+    result = subprocess.run(
+        [sys.executable, "-m", "engine.cli", "run", "--model", "1.3B", "--sink", f"file:{out}", "--no-tui",
+         "--osc-port", "0", "--http-port", "0"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert "needs weights" in result.stderr and "weights-dir" in result.stderr
+    assert not out.exists()
+    (tmp_path / "w").mkdir()
+    result = subprocess.run(
+        [sys.executable, "-m", "engine.cli", "run", "--weights-dir", str(tmp_path / "w"), "--no-tui",
+         "--osc-port", "0", "--http-port", "0"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "vacelive-weights.toml" in result.stderr

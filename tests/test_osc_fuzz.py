@@ -1,0 +1,111 @@
+"""Hostile OSC input: malformed packets, wrong types, NaN/inf, huge strings, unknown addresses, floods."""
+
+import math
+import socket
+import time
+
+import numpy as np
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from engine.loop import Engine
+from engine.osc import OscControl, OscServer
+from engine.params import REGISTRY, Kind
+from engine.state import ParamStore
+from tests.fakes import CountingSource, RecordingSink, ScriptedGenerator
+from tests.osc_peer import Peer, message
+
+ADDRESSES = [p.address for p in REGISTRY] + ["/vacelive/", "/vacelive/status/fps", "/nope", "/vacelive/*",
+                                             "/vacelive/context_scale/extra", "/" + "x" * 3000]
+CHARS = st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00")  # what OSC strings can carry
+ARGS = st.one_of(
+    st.integers(min_value=-(2**31), max_value=2**31 - 1),
+    st.floats(allow_nan=True, allow_infinity=True, width=32),
+    st.text(CHARS, max_size=50),
+    st.text(CHARS, min_size=2001, max_size=2100),
+    st.binary(min_size=1, max_size=64),
+    st.booleans(),
+)
+
+
+def assert_all_in_range(store: ParamStore) -> None:
+    snapshot = store.snapshot()
+    for param in REGISTRY:
+        value = snapshot[param.name]
+        if param.kind is Kind.TRIGGER:
+            assert value is False
+            continue
+        coerced, note = param.coerce(value)
+        assert note is None and coerced == value, (param.name, value)
+        if isinstance(value, float):
+            assert math.isfinite(value)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(address=st.sampled_from(ADDRESSES), args=st.lists(ARGS, max_size=3))
+def test_any_message_leaves_every_parameter_valid(address, args):
+    store = ParamStore()
+    control = OscControl(store)
+    control.dispatcher.call_handlers_for_packet(message(address, *args), ("127.0.0.1", 5555))
+    assert_all_in_range(store)
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.binary(max_size=256))
+def test_random_bytes_never_raise(data):
+    store = ParamStore()
+    control = OscControl(store)
+    control.dispatcher.call_handlers_for_packet(data, ("127.0.0.1", 5555))
+    control.dispatcher.call_handlers_for_packet(b"/vacelive/seed\x00\x00" + data, ("127.0.0.1", 5555))
+    assert_all_in_range(store)
+
+
+def test_a_flood_of_hostile_messages_does_not_stop_the_clock():
+    store = ParamStore()
+    store.set("width", 64, live=False)
+    store.set("height", 64, live=False)
+    store.set("fps", 50.0)
+    sink = RecordingSink()
+    engine = Engine(store, ScriptedGenerator(64, 64), CountingSource(32, 16, 200.0), [sink],
+                    make_annotator=lambda n: None, make_mask_source=lambda n: None)
+    server = OscServer(OscControl(store), "127.0.0.1", 0)
+    server.start()
+    engine.start()
+    rng = np.random.default_rng(0)
+    hostile = [
+        message("/vacelive/context_scale", float("nan")),
+        message("/vacelive/context_scale", float("inf")),
+        message("/vacelive/steps", "many"),
+        message("/vacelive/prompt", "z" * 5000),
+        message("/vacelive/unknown", 1),
+        message("/vacelive/fps", 1e9),
+        message("/vacelive/width", 10.0),
+        b"garbage\x00\x00",
+        message("/vacelive/context_scale", 0.7),
+    ]
+    sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        time.sleep(0.3)
+        start = time.monotonic()
+        sent = 0
+        while sent < 10_000:  # 10,000 messages in about a second
+            sender.sendto(hostile[int(rng.integers(len(hostile)))], server.address)
+            sent += 1
+            if sent % 100 == 0:
+                time.sleep(max(0.0, start + sent / 10_000 - time.monotonic()))
+        flood_end = time.monotonic()
+        time.sleep(0.5)
+        peer = Peer(server.address)
+        assert peer.ask("/vacelive/seed") == [42]  # the server still answers
+        peer.close()
+    finally:
+        stuck = engine.stop()
+        server.stop()
+        sender.close()
+    assert stuck == []
+    times = np.array(sink.times)
+    during = np.diff(times[(times >= start) & (times <= flood_end)])
+    assert len(during) > 0.8 * 50 * (flood_end - start) - 5  # it kept its fps under the flood
+    assert np.median(during) < 0.025
+    assert store.get("fps") == 120.0  # 1e9 was clamped, not taken
+    assert_all_in_range(store)
