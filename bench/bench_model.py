@@ -7,8 +7,8 @@ Random weights. Defaults: on a GPU the 1.3B config in bf16 at 832x480 and 512x51
 the tiny config in fp32 on CPU at half those sizes (416x240 and 256x256: on a CPU even the tiny
 model is attention-bound at full size, 5 to 25 s per chunk measured on 2 shared cores).
 A chunk is 3 latent frames = 12 output frames; each chunk costs ``steps`` denoising forwards
-plus one cache-writing forward at t=0. Timing starts after warm-up
-chunks that fill the KV ring (so the attention span is the steady-state one).
+plus one cache-writing forward at t=0. Timing starts after warm-up chunks that fill the KV
+ring (so the attention span is the steady-state one).
 """
 
 from __future__ import annotations
