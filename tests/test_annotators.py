@@ -201,3 +201,12 @@ def test_import_is_cheap() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
     assert annotators.__all__
+
+
+@pytest.mark.parametrize("name", ["passthrough", "edge", "scribble", "flow"])
+def test_rgb_view_of_rgba_input(name: str) -> None:
+    rgba = np.concatenate([textured(3)[None], np.full((1, H, W, 1), 255, np.uint8)], axis=3)
+    view = rgba[..., :3]  # what the engine passes for an RGBA source
+    np.testing.assert_array_equal(
+        make_annotator(name)(view, {}), make_annotator(name)(np.ascontiguousarray(view), {})
+    )

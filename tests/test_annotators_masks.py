@@ -138,3 +138,13 @@ def test_person_source_reports_a_bad_model_file(tmp_path) -> None:
     (tmp_path / "selfie_segmenter.tflite").write_bytes(b"not a model")
     with pytest.raises(RuntimeError, match="selfie_segmenter.tflite"):
         make_mask_source("person", weights=tmp_path)
+
+
+@pytest.mark.parametrize("name", ["luma", "chroma", "alpha"])
+def test_rgb_view_of_rgba_input(name: str) -> None:
+    rgba = np.random.default_rng(1).integers(0, 256, (1, H, W, 4), dtype=np.uint8)
+    view, alpha = rgba[..., :3], rgba[..., 3]
+    np.testing.assert_array_equal(
+        make_mask_source(name)(view, {}, alpha),
+        make_mask_source(name)(np.ascontiguousarray(view), {}, np.ascontiguousarray(alpha)),
+    )
