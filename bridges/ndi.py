@@ -91,11 +91,14 @@ def layout_of(fourcc: int) -> str | None:
 class NDISource(Source):
     """Receives the NDI source whose (stream) name is ``NAME``; it may appear at any time.
 
-    States: CONNECTING until the first frame, LIVE, LOST when the sender goes away (``read()``
-    then returns ``None``); NDI reconnects by itself when a sender of that name comes back, and
-    if it has not after :data:`REBUILD_AFTER_S` the receiver is rebuilt. Frames arrive as UYVY
-    (asked for: NDI's native format, converted with BT.709) or RGBA when the sender has alpha;
-    BGRA/BGRX/RGBX are handled too. Alpha is dropped.
+    Frames are taken through NDI's frame-sync (cyndilib attaches one to every receiver, and it
+    takes the frames that a plain capture would miss): each ``read()`` polls it for a frame with
+    a new timestamp and converts that one, so the engine always gets the newest frame and never
+    a backlog. States: CONNECTING until the first frame, LIVE, LOST when the sender goes away
+    (``read()`` then returns ``None``); NDI reconnects by itself when a sender of that name comes
+    back, and if it has not after :data:`REBUILD_AFTER_S` the receiver is rebuilt. Frames arrive
+    as UYVY (asked for: NDI's native format, converted with BT.709) or RGBA when the sender has
+    alpha; BGRA/BGRX/RGBX are handled too. Alpha is dropped.
     """
 
     def __init__(
@@ -111,7 +114,9 @@ class NDISource(Source):
         self._ndi: ModuleType | None = None
         self._finder = None
         self._receiver = None
+        self._video = None
         self._connected_to: str | None = None
+        self._last_stamp: float | None = None
         self._lost_since: float | None = None
         self._fps: float | None = None
 
@@ -152,9 +157,11 @@ class NDISource(Source):
             bandwidth=getattr(ndi.RecvBandwidth, self.bandwidth),
             recv_name="vacelive",
         )
-        receiver.set_video_frame(ndi.VideoRecvFrame(max_buffers=2))
+        self._video = ndi.VideoFrameSync()
+        receiver.frame_sync.set_video_frame(self._video)
         self._receiver = receiver
         self._connected_to = None
+        self._last_stamp = None
 
     def _find(self):
         for full_name in self._finder.get_source_names():
@@ -172,41 +179,41 @@ class NDISource(Source):
         return True
 
     def read(self, timeout: float = 0.1) -> np.ndarray | None:
-        """Return the newest frame, or ``None`` if none came within ``timeout``; never raises for a lost peer."""
+        """Return the newest frame, or ``None`` if none came within ``timeout``; never raises for a lost peer.
+
+        Polls without blocking inside cyndilib (its blocking calls hold the GIL for their whole
+        timeout), sleeping :data:`POLL_S` between polls so other Python threads keep running.
+        """
         if self._receiver is None:
             time.sleep(timeout)
             return None
         deadline = time.monotonic() + timeout
-        # cyndilib's blocking calls (receive, Finder.wait) hold the GIL for their whole timeout,
-        # so poll with zero timeouts and sleep in between: other Python threads keep running.
-        while self._connected_to is None and not self._try_connect():
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return None
-            time.sleep(min(FIND_POLL_S, left))
-        from cyndilib.receiver import ReceiveFrameType
-
-        video = ReceiveFrameType.recv_video
-        while self._receiver.receive(video, 0) != video:
+        while True:
+            if self._connected_to is not None or self._try_connect():
+                frame = self._poll()
+                if frame is not None:
+                    self.state = BridgeState.LIVE
+                    self._lost_since = None
+                    self.frames += 1
+                    return frame
             left = deadline - time.monotonic()
             if left <= 0:
                 self._on_silence()
                 return None
-            time.sleep(min(POLL_S, left))
-        video_frame = self._receiver.video_frame
-        while True:  # drain NDI's queue so the newest frame is the one returned
-            if video_frame.buffer_full():
-                video_frame.skip_frames(False)
-            if self._receiver.receive(video, 0) != video:
-                break
-        if video_frame.get_buffer_depth() > 1:
-            video_frame.skip_frames(True)
-        frame = self._take_frame()
-        if frame is not None:
-            self.state = BridgeState.LIVE
-            self._lost_since = None
-            self.frames += 1
-        return frame
+            time.sleep(min(POLL_S if self._connected_to else FIND_POLL_S, left))
+
+    def _poll(self) -> np.ndarray | None:
+        if not self._receiver.is_connected():
+            return None
+        self._receiver.frame_sync.capture_video()
+        video = self._video
+        if not video.xres:  # nothing received yet
+            return None
+        stamp = video.get_timestamp_posix()
+        if stamp == self._last_stamp:  # the frame-sync repeats the last frame
+            return None
+        self._last_stamp = stamp
+        return self._convert(video)
 
     def _on_silence(self) -> None:
         if self.state is BridgeState.LIVE and not self._receiver.is_connected():
@@ -220,25 +227,23 @@ class NDISource(Source):
             self._try_connect()
             self._lost_since = time.monotonic()
 
-    def _take_frame(self) -> np.ndarray | None:
-        video_frame = self._receiver.video_frame
-        width, height = video_frame.get_resolution()
-        layout = layout_of(int(video_frame.get_fourcc()))
-        stride = video_frame.get_line_stride()
-        rate = video_frame.get_frame_rate()
+    def _convert(self, video) -> np.ndarray | None:
+        width, height = video.get_resolution()
+        layout = layout_of(int(video.get_fourcc()))
+        rate = video.get_frame_rate()
         self._fps = float(rate) if rate else None
         self.layout = layout
         if layout is None:
-            log.warning("%s: unsupported NDI FourCC %s, frame dropped", self.name, video_frame.get_fourcc())
-            video_frame.skip_frames(True)
+            log.warning("%s: unsupported NDI FourCC %s, frame dropped", self.name, video.get_fourcc())
             return None
-        view = memoryview(video_frame)  # hands over cyndilib's copy of the frame, no further copy
+        view = memoryview(video)  # NDI's own frame buffer: converted straight from it, no copy
         try:
             buffer = np.frombuffer(view, np.uint8)
-            frame = to_rgb(buffer, width, height, "UYVY" if layout == "UYVA" else layout, stride or None)
+            frame = to_rgb(buffer, width, height, "UYVY" if layout == "UYVA" else layout,
+                           video.get_line_stride() or None)
             del buffer
         finally:
-            view.release()
+            view.release()  # hands the buffer back to the frame-sync
         return frame
 
     def close(self) -> None:
@@ -247,7 +252,7 @@ class NDISource(Source):
             self._receiver.disconnect()
         if self._finder is not None:
             self._finder.close()
-        self._receiver = self._finder = None
+        self._receiver = self._finder = self._video = None
         self._connected_to = None
         self.state = BridgeState.CLOSED
 
