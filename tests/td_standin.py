@@ -61,7 +61,21 @@ PARAMS: dict[str, frozenset[str]] = {
                                   "cornerradius", "cornerradiusunit", "antialias", "softness",
                                   "softnessunit", "compoverinput", "operand", "swaporder"},
 }
-"""Operator type -> the parameter names it has (by TouchDesigner's documentation)."""
+"""Operator type -> the parameter names it has (by TouchDesigner's documentation).
+
+Menu parameters are checked against :data:`MENUS`; other values are not type-checked.
+"""
+
+_PROTOCOLS = frozenset({"msging", "multicastmsging", "reliablemsging"})
+MENUS: dict[tuple[str, str], frozenset[str]] = {
+    ("oscoutCHOP", "numericformat"): frozenset({"int", "float", "double"}),
+    ("oscoutCHOP", "protocol"): _PROTOCOLS,
+    ("oscoutDAT", "protocol"): _PROTOCOLS,
+    ("oscinDAT", "protocol"): _PROTOCOLS,
+    ("oscinCHOP", "protocol"): frozenset({"msging", "multicastmsging"}),
+    ("ndiinTOP", "bandwidth"): frozenset({"high", "low"}),
+}
+"""(operator type, menu parameter) -> its menu tokens, by TouchDesigner's documentation."""
 
 INPUTS = {
     "baseCOMP": 0, "containerCOMP": 0, "constantCHOP": 2, "oscoutCHOP": 1, "oscinCHOP": 0,
@@ -131,7 +145,11 @@ class ParCollection:
 
     def __setattr__(self, name: str, value: Any) -> None:
         par = self._par(name)
-        par.val = value.val if isinstance(value, Par) else value
+        value = value.val if isinstance(value, Par) else value
+        menu = MENUS.get((self._owner.type, name))
+        if menu is not None and value not in menu:
+            raise StandinError(f"{self._owner.type}.par.{name}: {value!r} is not one of {sorted(menu)}")
+        par.val = value
         par.set = True
 
     def values(self) -> dict[str, Any]:

@@ -71,7 +71,8 @@ def test_osc_out_chop_sends_registry_numbers(name, tmp_path):
     comp = comp_of(td, name)
     osc_out = comp.op("osc_out")
     assert osc_out.type == "oscoutCHOP"
-    assert osc_out.par.values() == {"netaddress": "127.0.0.1", "port": 9000, "active": True, "sendevents": False}
+    assert osc_out.par.values() == {"netaddress": "127.0.0.1", "port": 9000, "active": True,
+                                 "numericformat": "float", "sendevents": False}
     faders = comp.op("faders")
     assert faders.type == "constantCHOP" and osc_out.input() is faders
 
@@ -204,6 +205,15 @@ def test_engine_on_another_machine(tmp_path):
     assert ipaddress.ip_address(host).version == 4
 
 
+def test_readme_lists_every_example_with_its_command():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## TouchDesigner", 1)[1].split("\n## ", 1)[0]
+    for name in SCRIPTS:
+        module = importlib.import_module(name)
+        assert f"`{name}.py`" in section
+        assert vacelive_td.engine_command(module.PRESET, "spout") in section
+
+
 def test_default_save_path_is_next_to_the_scripts():
     td = StandinTD()
     importlib.import_module("pose_dancer").main(td=td, transport="ndi")
@@ -247,6 +257,8 @@ def test_standin_refuses_unknown_types_and_parameters():
     receive = comp.create(td.syphonspoutinTOP, "from_vacelive")
     with pytest.raises(AttributeError, match="active"):
         receive.par.active = True
+    with pytest.raises(StandinError, match="numericformat"):
+        out.par.numericformat = "float32"
     with pytest.raises(AttributeError, match="sendOSC"):
         out.sendOSC("/vacelive/seed", [1])
 

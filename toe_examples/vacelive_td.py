@@ -97,6 +97,7 @@ def build_osc_control(parent, td, faders, host: str = OSC_HOST, port: int = OSC_
     chop_out.par.netaddress = host
     chop_out.par.port = port
     chop_out.par.active = True
+    chop_out.par.numericformat = "float"  # the default; the engine also takes floats for ints and bools
     chop_out.par.sendevents = False  # send a channel only when its value changes
     _connect(constant, chop_out)
 
