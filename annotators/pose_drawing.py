@@ -28,6 +28,14 @@ LIMBS: tuple[tuple[int, int], ...] = (
 )
 """The 17 limbs OpenPose draws (0-based keypoint pairs); limb i is drawn in BODY_COLORS[i]."""
 
+LIMB_DIM = 0.6
+"""Limbs are dimmed to 60 % before the joints are drawn over them."""
+
+LIMB_COLORS: tuple[tuple[int, int, int], ...] = tuple(
+    (int(r * LIMB_DIM), int(g * LIMB_DIM), int(b * LIMB_DIM)) for r, g, b in BODY_COLORS[:17]
+)
+"""Limb colours after OpenPose's 60 % dimming (exact: every channel is a multiple of 85)."""
+
 HAND_EDGES: tuple[tuple[int, int], ...] = (
     (0, 1), (1, 2), (2, 3), (3, 4), (0, 5), (5, 6), (6, 7), (7, 8), (0, 9), (9, 10),
     (10, 11), (11, 12), (0, 13), (13, 14), (14, 15), (15, 16), (0, 17), (17, 18), (18, 19),
@@ -45,8 +53,6 @@ HAND_JOINT_COLOR = (0, 0, 255)
 FACE_COLOR = (255, 255, 255)
 STICK_WIDTH = 4
 """Half thickness of a limb ellipse in pixels."""
-LIMB_DIM = 0.6
-"""Limbs are dimmed to 60 % before the joints are drawn over them."""
 
 
 def _pixel(point: np.ndarray, height: int, width: int) -> tuple[float, float] | None:
@@ -57,10 +63,14 @@ def _pixel(point: np.ndarray, height: int, width: int) -> tuple[float, float] | 
 
 
 def draw_body(canvas: np.ndarray, bodies: np.ndarray) -> np.ndarray:
-    """Draw (N, 18, 2) body keypoints on ``canvas`` (H, W, 3) uint8; returns the new canvas."""
+    """Draw (N, 18, 2) body keypoints on ``canvas`` (H, W, 3) uint8 in place and return it.
+
+    OpenPose draws the limbs, dims the whole canvas to 60 % and draws the joints on top; on a
+    black canvas that equals drawing the limbs in their dimmed colours, which is what this does.
+    """
     height, width = canvas.shape[:2]
     for body in bodies:
-        for (a, b), color in zip(LIMBS, BODY_COLORS):
+        for (a, b), dimmed in zip(LIMBS, LIMB_COLORS):
             pa, pb = _pixel(body[a], height, width), _pixel(body[b], height, width)
             if pa is None or pb is None:
                 continue
@@ -70,8 +80,7 @@ def draw_body(canvas: np.ndarray, bodies: np.ndarray) -> np.ndarray:
             polygon = cv2.ellipse2Poly(
                 (int(mx), int(my)), (int(length / 2), STICK_WIDTH), int(angle), 0, 360, 1
             )
-            cv2.fillConvexPoly(canvas, polygon, color)
-    canvas = (canvas * LIMB_DIM).astype(np.uint8)
+            cv2.fillConvexPoly(canvas, polygon, dimmed)
     for body in bodies:
         for point, color in zip(body, BODY_COLORS):
             p = _pixel(point, height, width)
