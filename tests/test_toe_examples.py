@@ -203,6 +203,13 @@ def test_engine_on_another_machine(tmp_path):
     host, _, port = target.rpartition(":")
     assert address == "/vacelive/osc_reply" and port == str(vacelive_td.REPLY_PORT)
     assert ipaddress.ip_address(host).version == 4
+    assert vacelive_td.engine_command("depth_restyle", "ndi", td_host=host) in comp.op("readme").text
+
+
+def test_engine_command_for_another_machine():
+    args = build_parser().parse_args(shlex.split(
+        vacelive_td.engine_command("pose_dancer", "ndi", td_host="192.168.1.10"))[1:])
+    assert (args.osc_host, args.osc_allow, args.osc_reply) == ("0.0.0.0", ["192.168.1.10"], "192.168.1.10:9002")
 
 
 def test_readme_lists_every_example_with_its_command():

@@ -59,12 +59,20 @@ def default_transport(platform: str | None = None) -> str:
     return "ndi"
 
 
-def engine_command(preset: str, transport: str, reply_port: int = REPLY_PORT) -> str:
-    """The ``vacelive run`` command that goes with an example on ``transport``."""
+def engine_command(preset: str, transport: str, reply_port: int = REPLY_PORT,
+                   td_host: str = "127.0.0.1") -> str:
+    """The ``vacelive run`` command that goes with an example on ``transport``.
+
+    ``td_host`` is TouchDesigner's address as the engine sees it: another machine's address makes
+    the engine listen on every interface, accept OSC only from it and send the status there.
+    """
     if transport not in TRANSPORTS:
         raise ValueError(f"transport must be one of {', '.join(TRANSPORTS)}, not {transport!r}")
-    return (f"vacelive run --preset {preset} --source {transport}:{TD_TO_ENGINE} "
-            f"--sink {transport}:{ENGINE_TO_TD} --osc-reply 127.0.0.1:{reply_port}")
+    command = (f"vacelive run --preset {preset} --source {transport}:{TD_TO_ENGINE} "
+               f"--sink {transport}:{ENGINE_TO_TD} --osc-reply {td_host}:{reply_port}")
+    if td_host != "127.0.0.1":
+        command += f" --osc-host 0.0.0.0 --osc-allow {td_host}"
+    return command
 
 
 def channel_name(param: str) -> str:
@@ -221,9 +229,10 @@ def build_example(td, *, name: str, preset: str, faders, cues, transport: str | 
         old.destroy()
     comp = root.create(td.baseCOMP, comp_name)
 
+    td_host = reply_host(host)
     built = {"comp": comp}
     built.update(build_osc_control(comp, td, faders, host=host))
-    all_cues = {"connect": connect_cue(preset, host=reply_host(host))}
+    all_cues = {"connect": connect_cue(preset, host=td_host)}
     all_cues.update(cues)
     all_cues["cut"] = [("/vacelive/cut", [1])]
     built.update(build_cues(comp, td, all_cues))
@@ -237,7 +246,7 @@ def build_example(td, *, name: str, preset: str, faders, cues, transport: str | 
 
     readme = _place(comp.create(td.textDAT, "readme"), -200, 200)
     readme.text = (f"vacelive example '{name}' ({transport}).\n"
-                   f"Start the engine with:\n  {engine_command(preset, transport)}\n"
+                   f"Start the engine with:\n  {engine_command(preset, transport, td_host=td_host)}\n"
                    "Run cue_connect once (right-click > Run Script), move the faders, run the other cues.\n"
                    f"Status arrives in status_in (UDP {REPLY_PORT}); replies to queries and errors in oscout1.\n")
     if transport == "ndi":
