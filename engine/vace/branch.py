@@ -75,7 +75,8 @@ class VaceBranch(nn.Module):
 
     def is_zero(self) -> bool:
         """True when every ``after_proj`` is zero: the hints are then all zero, the branch a no-op."""
-        return not any(bool(b.after_proj.weight.any() or b.after_proj.bias.any()) for b in self.vace_blocks)
+        flags = [p.any() for b in self.vace_blocks for p in (b.after_proj.weight, b.after_proj.bias)]
+        return not bool(torch.stack(flags).any())  # one device sync
 
     def embed(self, vace_context: Tensor) -> Tensor:
         """vace_context [B, 96, F, h, w] -> tokens [B, F*(h/2)*(w/2), dim] float32."""
