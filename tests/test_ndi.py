@@ -167,3 +167,19 @@ sink.close(); source.close()
                          cwd=root, env=dict(env, PYTHONPATH=root))
     assert out.returncode == 0, out.stderr
     assert '"ips": "127.0.0.1"' in out.stdout and out.stdout.strip().endswith("live"), out.stdout
+
+
+def test_sink_is_clocked_at_the_engine_fps(ndi_name):
+    sink = open_sink(f"ndi:{ndi_name}")
+    sink.open(W, H, 50.0)
+    frame = TestPattern(W, H).render(0)
+    try:
+        sink.write(frame)
+        start = time.perf_counter()
+        for _ in range(10):
+            sink.write(frame)
+        elapsed = time.perf_counter() - start
+    finally:
+        sink.close()
+    assert sink.frames == 11
+    assert 0.15 < elapsed < 0.6  # 10 slots of 20 ms: writes are paced, not as fast as possible
