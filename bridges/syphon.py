@@ -15,7 +15,7 @@ import numpy as np
 
 from bridges.base import BridgeError, BridgeState, Sink, Source
 from bridges.convert import rgb_to_rgba, to_rgb
-from bridges.platform import require
+from bridges.optional import require
 from bridges.spec import Spec
 
 MTL_PIXEL_FORMAT_RGBA8 = 70

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from bridges.base import BridgeError, BridgeState, Sink
-from bridges.platform import require
+from bridges.optional import require
 from bridges.spec import Spec
 
 
