@@ -348,8 +348,13 @@ def test_pipeline_end_to_end_with_control_mask_refs(tmp_path):
     store.set("reference_2", "ref.png")
     outs = [pipe.generate(_chunk(store.snapshot(), i, size=(64, 64))) for i in range(2)]
     assert [o.shape for o in outs] == [(9, 64, 64, 3), (12, 64, 64, 3)] and outs[0].dtype == np.uint8
-    assert pipe.mode == "r2v+control+inpaint" and pipe.vace.active
-    assert injector.kv_cache.frames_written == [6]
+    assert pipe.mode == "r2v+control+inpaint" and pipe.vace.active and not pipe.vace.errors
+    store.set("reference_2", "")  # live change: one reference less, same frame count
+    (tmp_path / "media" / "ref.png").unlink()
+    pipe.vace.slots["reference_1"].value = "stale"  # force a reload attempt of the removed file
+    assert pipe.generate(_chunk(store.snapshot(), 9, size=(64, 64))).shape == (12, 64, 64, 3)
+    assert pipe.mode == "r2v+control+inpaint" and "reference_1" in pipe.vace.errors[0]
+    assert injector.kv_cache.frames_written == [9]
     pipe.reset()
     assert injector.kv_cache.frames_written == [0] and pipe.vace.encoder.inactive_cache.position == 0
     assert pipe.generate(_chunk(store.snapshot(), 2, size=(64, 64))).shape == (9, 64, 64, 3)

@@ -58,6 +58,11 @@ class VaceController:
         self._like = next(vae.parameters())  # type: ignore[attr-defined]
         self._latents: dict[str, tuple[int, Tensor]] = {}  # slot -> (image version, [1, 16, 1, h, w])
 
+    @property
+    def errors(self) -> list[str]:
+        """Why asked-for images could not be loaded (their slots keep the last good image)."""
+        return [slot.error for slot in self.slots.values() if slot.error]
+
     def reset(self) -> None:
         """Hard cut: restart the VAE encoder caches, the mask stream and the branch's KV ring."""
         self.encoder.reset()
