@@ -26,7 +26,7 @@ LIMBS: tuple[tuple[int, int], ...] = (
     (1, 2), (1, 5), (2, 3), (3, 4), (5, 6), (6, 7), (1, 8), (8, 9), (9, 10),
     (1, 11), (11, 12), (12, 13), (1, 0), (0, 14), (14, 16), (0, 15), (15, 17),
 )
-"""The 17 limbs OpenPose draws (0-based keypoint pairs); limb i is drawn in BODY_COLORS[i]."""
+"""The 17 limbs OpenPose draws (0-based keypoint pairs); limb i takes the colour BODY_COLORS[i]."""
 
 LIMB_DIM = 0.6
 """Limbs are dimmed to 60 % before the joints are drawn over them."""
