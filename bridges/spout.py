@@ -24,6 +24,8 @@ GL_BGRA_EXT = 0x80E1
 DXGI_FORMAT_R8G8B8A8_UNORM = 28
 DXGI_FORMAT_B8G8R8A8_UNORM = 87
 DXGI_FORMAT_B8G8R8X8_UNORM = 88
+POLL_S = 0.004
+"""Polling step when reading the active sender (frame sync needs a sender name)."""
 
 
 def receive_layout(dxgi_format: int) -> tuple[int, str]:
@@ -80,6 +82,7 @@ class SpoutSource(Source):
         if receiver is None:
             time.sleep(timeout)
             return None
+        start = time.monotonic()
         if self.sender_name:  # frame sync: wait for the sender's next frame instead of polling
             receiver.waitFrameSync(self.sender_name, max(0, int(timeout * 1000)))
         gl_format = GL_RGBA if self._buffer is None else self._layout[1]
@@ -93,10 +96,11 @@ class SpoutSource(Source):
         if not ok or self._buffer is None:
             if self.state is BridgeState.LIVE:
                 self.state = BridgeState.LOST
-            if not self.sender_name:
-                time.sleep(timeout)
+            time.sleep(max(0.0, timeout - (time.monotonic() - start)))  # no sender: don't spin
             return None
         if not receiver.isFrameNew():
+            if not self.sender_name:  # no frame sync with the active sender: poll gently
+                time.sleep(min(timeout, POLL_S))
             return None
         self.state = BridgeState.LIVE
         self.frames += 1
