@@ -141,3 +141,23 @@ def test_pose_annotator_reports_a_bad_model_file(tmp_path) -> None:
     (tmp_path / "pose_landmarker_full.task").write_bytes(b"not a model")
     with pytest.raises(RuntimeError, match="pose_landmarker_full.task"):
         make_annotator("pose", weights=tmp_path)
+
+
+def test_pose_annotator_draws_what_it_detects() -> None:
+    from annotators.pose import PoseAnnotator
+
+    class StubPose(PoseAnnotator):
+        def __init__(self) -> None:  # no mediapipe, no model file
+            self.seen = 0
+
+        def detect(self, frame: np.ndarray) -> list[np.ndarray]:
+            self.seen += 1
+            return [blazepose_of(BODY)]
+
+    annotator = StubPose()
+    frames = np.full((3, H, W, 3), 90, dtype=np.uint8)
+    out = annotator(frames, {"pose_hands": False, "pose_face": False})
+    assert out.shape == frames.shape and out.dtype == np.uint8 and annotator.seen == 3
+    np.testing.assert_array_equal(out[1], draw_openpose(BODY[None], H, W))
+    with_extras = annotator(frames[:1], {"pose_hands": True, "pose_face": True})
+    assert (with_extras[0] != out[0]).any()
