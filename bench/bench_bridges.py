@@ -104,12 +104,12 @@ def bench_ndi(clip: list[np.ndarray], width: int, height: int) -> list[tuple[str
     name = f"vacelive-bench-{os.getpid()}"
     source = open_source(f"ndi:{name}", width=width, height=height, fps=30)
     source.open()
-    sink = open_sink(f"ndi:{name}?clock=0")
+    sink = open_sink(f"ndi:{name}")
     sink.open(width, height, 30)
     send = per_frame_ms(lambda i: sink.write(clip[i]), len(clip))
     sink.close()
 
-    sink = open_sink(f"ndi:{name}")  # clocked at 30 fps, as the engine runs it
+    sink = open_sink(f"ndi:{name}?clock=1")  # paced by NDI at 30 fps
     sink.open(width, height, 30)
     sent: dict[int, float] = {}
     received: dict[int, float] = {}

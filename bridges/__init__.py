@@ -29,7 +29,7 @@ SOURCE_SCHEMES: tuple[tuple[str, str], ...] = (
 
 SINK_SCHEMES: tuple[tuple[str, str], ...] = (
     ("file", "H.264 .mp4 (libx264 ultrafast/zerolatency), or PNG/JPEG frames if PATH is a folder or has %d"),
-    ("ndi", "NDI sender named NAME, clocked at the engine fps (ndi:NAME)"),
+    ("ndi", "NDI sender named NAME, one frame per engine tick (ndi:NAME; ?clock=1 lets NDI pace sends)"),
     ("spout", "Spout sender, Windows only (spout:NAME)"),
     ("syphon", "Syphon Metal server, macOS only (syphon:NAME)"),
     ("virtualcam", "virtual webcam via pyvirtualcam (OBS Virtual Camera, v4l2loopback)"),

@@ -258,13 +258,15 @@ class NDISource(Source):
 
 
 class NDISink(Sink):
-    """Publishes frames as the NDI source ``NAME`` (RGBX), clocked at the engine's fps.
+    """Publishes frames as the NDI source ``NAME`` (RGBX) at the engine's fps.
 
-    With clocking on (default) ``write()`` blocks until the frame's slot at ``fps``, so bursts
-    of frames leave evenly spaced; ``?clock=0`` sends as fast as frames are written.
+    In the engine the publisher owns the clock and writes one frame per tick, so by default
+    ``write()`` sends at once (a second pacer would only add jitter). ``?clock=1`` lets NDI pace
+    the sends itself: ``write()`` then blocks until the frame's slot at ``fps``, for a writer
+    that produces frames in bursts.
     """
 
-    def __init__(self, name: str, sender_name: str, clock: bool = True) -> None:
+    def __init__(self, name: str, sender_name: str, clock: bool = False) -> None:
         self.name = name
         self.sender_name = sender_name
         self.clock = clock
@@ -274,10 +276,10 @@ class NDISink(Sink):
 
     @classmethod
     def from_spec(cls, spec: Spec) -> "NDISink":
-        """Build from ``ndi:NAME[?clock=0]``."""
+        """Build from ``ndi:NAME[?clock=1]``."""
         if not spec.arg:
             raise BridgeError(f"{spec.text!r}: give the NDI name to publish, e.g. ndi:vacelive")
-        return cls(spec.text, spec.arg, clock=spec.flag("clock", True))
+        return cls(spec.text, spec.arg, clock=spec.flag("clock", False))
 
     @property
     def connections(self) -> int:

@@ -33,7 +33,7 @@ class Sender(threading.Thread):
 
     def __init__(self, ndi_name: str) -> None:
         super().__init__(daemon=True)
-        self.sink = open_sink(f"ndi:{ndi_name}")
+        self.sink = open_sink(f"ndi:{ndi_name}?clock=1")
         self.sink.open(W, H, FPS)
         self.pattern = TestPattern(W, H)
         self.sent: dict[int, np.ndarray] = {}
@@ -169,8 +169,8 @@ sink.close(); source.close()
     assert '"ips": "127.0.0.1"' in out.stdout and out.stdout.strip().endswith("live"), out.stdout
 
 
-def test_sink_is_clocked_at_the_engine_fps(ndi_name):
-    sink = open_sink(f"ndi:{ndi_name}")
+def test_sink_clocked_by_ndi_paces_writes(ndi_name):
+    sink = open_sink(f"ndi:{ndi_name}?clock=1")
     sink.open(W, H, 50.0)
     frame = TestPattern(W, H).render(0)
     try:
