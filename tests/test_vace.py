@@ -139,6 +139,33 @@ def test_wrapping_keeps_state_dict_keys_and_detach_is_byte_identical():
         torch.testing.assert_close(a, b, atol=0, rtol=0)
 
 
+@pytest.mark.parametrize("local,sink", [(9, 3), (6, 0)])
+@torch.no_grad()
+def test_branch_streams_with_the_base_cache_rules(local, sink):
+    """Chunk by chunk (base ring + the branch's own ring) equals one full-sequence pass with the
+    block-causal windowed mask applied to base and branch alike."""
+    from engine.model import block_causal_mask
+
+    torch.manual_seed(0)
+    model = WanModel(replace(CONFIGS["tiny"], local_attn_frames=local, sink_frames=sink)).eval()
+    injector = attach_vace(model, _branch(model))
+    chunks, prompt = 5, _prompt()
+    x = torch.randn(1, 16, 3 * chunks, 4, 4)
+    context = torch.randn(1, 96, 3 * chunks, 4, 4)
+    mask = block_causal_mask(3 * chunks, 4, 3, local_attn_frames=local, sink_frames=sink)
+    full = model(x, 300.0, prompt, attn_mask=mask, extras={EXTRAS_KEY: VaceConditioning(context, 1.0)})
+    cache = model.new_kv_cache(1, 4)
+    for c in range(chunks):
+        part = slice(3 * c, 3 * c + 3)
+        extras = {EXTRAS_KEY: VaceConditioning(context[:, :, part], 1.0)}
+        model(torch.randn_like(x[:, :, part]), 800.0, prompt, kv_cache=cache, start_frame=3 * c, extras=extras)
+        out = model(x[:, :, part], 300.0, prompt, kv_cache=cache, start_frame=3 * c, write_cache=True, extras=extras)
+        torch.testing.assert_close(out, full[:, :, part], atol=2e-5, rtol=0)
+    assert injector.kv_cache.frames_written == [3 * chunks]
+    plain = model(x, 300.0, prompt, attn_mask=mask)
+    assert (plain - full).abs().max() > 1e-3
+
+
 def test_branch_names_and_zero_init():
     model = _model()
     branch = _branch(model, nonzero=False)
