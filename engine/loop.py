@@ -1,6 +1,6 @@
 """The live loop: five stages on their own threads, joined by bounded queues.
 
-    source reader -> annotator -> chunk assembler -> generator -> publisher -> sinks
+    source reader -> annotator -> chunk assembler -> generator -> publisher -> sink writers
 
 - The source reader reads as fast as frames come, resizes them crop-to-fill, keeps at most the
   engine's fps, and drops the oldest when the annotator falls behind.
@@ -13,6 +13,7 @@
   retries; repeated failures reset the model state.
 - The publisher owns the clock: it publishes at the target fps whatever the generator does,
   repeating the last good frame (never a black one) and counting a stall when none is ready.
+  Each sink is written on its own thread, so a slow sink delays neither the clock nor the others.
 
 A hard cut bumps the engine's *epoch*: every stage sees it through the items it handles, so the
 annotators, the model state and the publisher's buffer are reset without locks between stages.
@@ -400,12 +401,43 @@ def _check_output(frames: np.ndarray, width: int, height: int) -> None:
         raise ValueError(f"generator returned frames of shape {frames.shape}, expected (<=12, {height}, {width}, 3)")
 
 
+class SinkWriter(_Stage):
+    """Writes frames to one sink on its own thread, so a slow sink never delays the clock or
+    another sink; when it falls behind, the oldest waiting frame is dropped."""
+
+    def __init__(self, engine: "Engine", sink: Sink) -> None:
+        super().__init__(f"sink-{sink.name}", engine)
+        self.sink = sink
+        self.pending: DropOldestQueue[np.ndarray] = DropOldestQueue(2)
+        self.dropped = 0
+
+    def step(self) -> None:
+        frame = self.pending.get(timeout=0.1)
+        if frame is not None:
+            self._write(frame)
+
+    def _write(self, frame: np.ndarray) -> None:
+        try:
+            self.sink.write(frame)
+        except Exception as exc:
+            self.engine.metrics.sink_errors += 1
+            self.engine.report_error(f"sink {self.sink.name}: {exc!r}")
+
+    def finish(self) -> None:
+        while (frame := self.pending.get(timeout=0)) is not None:  # flush what the clock published
+            self._write(frame)
+        try:
+            self.sink.close()
+        except Exception:
+            log.exception("closing sink %s", self.sink.name)
+
+
 class Publisher(_Stage):
     """Owns the clock: one frame to every sink each 1/fps seconds, whatever the generator does."""
 
-    def __init__(self, engine: "Engine", sinks: Sequence[Sink]) -> None:
+    def __init__(self, engine: "Engine", writers: Sequence[SinkWriter]) -> None:
         super().__init__("publisher", engine)
-        self.sinks = list(sinks)
+        self.writers = list(writers)
         self._buffer: deque[tuple[np.ndarray, float]] = deque()
         self._buffer_epoch = 0
         self._last: np.ndarray | None = None
@@ -429,18 +461,13 @@ class Publisher(_Stage):
         frame = self._next_frame(engine.store.get("pause"), now)
         if frame is None:
             return  # nothing generated yet
-        for sink in self.sinks:
-            try:
-                sink.write(frame)
-            except Exception as exc:
-                engine.metrics.sink_errors += 1
-                engine.report_error(f"sink {sink.name}: {exc!r}")
-        published = time.monotonic()
+        for writer in self.writers:
+            writer.dropped += writer.pending.put(frame)
         if self._last_publish:
-            self.intervals.append(published - self._last_publish)
-        self._last_publish = published
+            self.intervals.append(now - self._last_publish)
+        self._last_publish = now
         engine.metrics.frames_out += 1
-        engine.metrics.fps_out.tick(published)
+        engine.metrics.fps_out.tick(now)
         if engine.max_frames and engine.metrics.frames_out >= engine.max_frames:
             engine.stopping.set()
 
@@ -469,13 +496,6 @@ class Publisher(_Stage):
         if self._last is not None:
             self.engine.metrics.stalls += 1
         return self._last
-
-    def finish(self) -> None:
-        for sink in self.sinks:
-            try:
-                sink.close()
-            except Exception:
-                log.exception("closing sink %s", sink.name)
 
 
 class Engine:
@@ -515,14 +535,16 @@ class Engine:
             "output": self.output_q.qsize,
         })
         self.sinks = list(sinks)
+        self.sink_writers = [SinkWriter(self, sink) for sink in sinks]
         self.source_reader = SourceReader(self, source)
-        self.publisher = Publisher(self, sinks)
+        self.publisher = Publisher(self, self.sink_writers)
         self.stages: list[_Stage] = [
             self.source_reader,
             AnnotatorStage(self),
             ChunkAssembler(self),
             GeneratorStage(self, generator),
             self.publisher,
+            *self.sink_writers,
         ]
         store.register_action("cut", lambda _value: self.hard_cut())
 
