@@ -146,9 +146,10 @@ def main(argv: list[str] | None = None) -> int:
         what, sec, cost = row["what"], row["sec_per_chunk"], row["vace_cost_sec"]
         note = "" if what == "base" else f"  (+{cost:.4f} s, +{100 * cost / base:.0f}% of base)"
         print(f"  {what:>14}: {sec:.4f} s/chunk{note}", flush=True)
-    total = base + (results.get("vace refs=0", base) - base) + results["context"]
-    print(f"  base {FRAMES_PER_CHUNK_OUT / base:.1f} fps -> with VACE (refs=0, context included) "
-          f"{FRAMES_PER_CHUNK_OUT / total:.1f} fps (DiT + VACE only, no decode)")
+    first = f"vace refs={args.refs[0]}"
+    total = results[first] + results["context"]
+    print(f"  base {FRAMES_PER_CHUNK_OUT / base:.1f} fps -> with VACE ({first.removeprefix('vace ')}, context "
+          f"included) {FRAMES_PER_CHUNK_OUT / total:.1f} fps (DiT + VACE only, no decode)")
     return 0
 
 
