@@ -17,10 +17,15 @@ class Generator(Protocol):
     snapshot (``chunk.snapshot``), and returns uint8 RGB frames (N, H, W, 3) at the engine's
     resolution: 12 per chunk (the first chunk after a reset may give fewer, e.g. 9, where the
     causal VAE maps its first latent frame to one frame). ``reset`` is a hard cut: forget all
-    state (KV cache, VAE caches, prompt transition).
+    state (KV cache, VAE caches, prompt transition). ``mode`` names what the last chunk was
+    conditioned on (``t2v``, ``control``, ``r2v+control``, ...; sent as OSC status), and
+    ``warnings`` lists current problems that did not stop generation (an unreadable reference
+    image, kept at its last good value), which the engine reports once each.
     """
 
     name: str
+    mode: str
+    warnings: list[str]
 
     def generate(self, chunk: Chunk) -> np.ndarray:
         """Generate the output frames for ``chunk``."""

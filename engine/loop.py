@@ -331,6 +331,7 @@ class GeneratorStage(_Stage):
         self.generator = generator
         self._epoch = 0
         self._failures = 0
+        self._warned: set[str] = set()
 
     def step(self) -> None:
         engine = self.engine
@@ -358,6 +359,11 @@ class GeneratorStage(_Stage):
                 self._reset_generator()
             return
         self._failures = 0
+        engine.metrics.mode = self.generator.mode
+        warnings = set(self.generator.warnings)
+        for warning in sorted(warnings - self._warned):
+            engine.report_error(warning)
+        self._warned = warnings
         done = time.monotonic()
         engine.metrics.record_chunk((done - started) * 1000.0, (done - chunk.captured_at[0]) * 1000.0)
         # Output frame i shows input frame i (the first chunk may give fewer: align to the end).

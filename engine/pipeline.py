@@ -71,6 +71,11 @@ class VideoPipeline:
         """The VACE mode inferred for the last chunk (``t2v`` without VACE)."""
         return self.vace.mode if self.vace is not None else "t2v"
 
+    @property
+    def warnings(self) -> list[str]:
+        """Reference or keyframe images that could not be loaded (the last good ones are used)."""
+        return self.vace.errors if self.vace is not None else []
+
     @torch.inference_mode()
     def generate(self, chunk: Chunk) -> np.ndarray:
         """The output frames (N, H, W, 3) uint8 for ``chunk``."""

@@ -67,6 +67,8 @@ class ScriptedGenerator:
     """
 
     name = "scripted"
+    mode = "control"
+    warnings: list[str] = []
 
     def __init__(self, width: int, height: int, delay_s: float = 0.0, fail_on: set[int] | None = None) -> None:
         self.width, self.height, self.delay_s = width, height, delay_s

@@ -177,3 +177,20 @@ def test_shutdown_joins_every_thread():
     assert engine.stop(timeout=5.0) == []
     after = {t.name for t in threading.enumerate() if t.name.startswith("vacelive-")}
     assert after <= before
+
+
+def test_mode_and_new_warnings_reach_the_status():
+    class Warning(ScriptedGenerator):
+        mode = "r2v+control"
+
+        @property
+        def warnings(self):
+            return ["reference_1: cannot read style.png"] if len(self.chunks) >= 2 else []
+
+    generator = Warning(64, 64)
+    _, engine, _ = make_engine(generator, fps=100.0, source_fps=400.0)
+    errors = []
+    engine.on_error = errors.append
+    run_for(engine, 1.0)
+    assert engine.metrics.summary()["mode"] == "r2v+control"
+    assert errors.count("reference_1: cannot read style.png") == 1  # reported once, not every chunk
