@@ -20,12 +20,14 @@ class Generator(Protocol):
     state (KV cache, VAE caches, prompt transition). ``mode`` names what the last chunk was
     conditioned on (``t2v``, ``control``, ``r2v+control``, ...; sent as OSC status), and
     ``warnings`` lists current problems that did not stop generation (an unreadable reference
-    image, kept at its last good value), which the engine reports once each.
+    image, kept at its last good value), which the engine reports once each. ``timings`` gives
+    the milliseconds of the last chunk's steps (e.g. ``encode``, ``denoise``, ``decode``).
     """
 
     name: str
     mode: str
     warnings: list[str]
+    timings: dict[str, float]
 
     def generate(self, chunk: Chunk) -> np.ndarray:
         """Generate the output frames for ``chunk``."""

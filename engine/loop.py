@@ -178,8 +178,10 @@ class SourceReader(_Stage):
         if now < self._next_emit:
             return  # faster than the engine fps: keep the rate, skip this frame
         self._next_emit = max(self._next_emit + period, now - period)
+        started = time.perf_counter()
         image = crop_to_fill(frame, engine.width, engine.height)
         engine.metrics.dropped_frames += engine.frames_q.put(InputFrame(image, now, engine.epoch))
+        engine.metrics.record("resize", (time.perf_counter() - started) * 1000.0)
 
     def _close_source(self) -> None:
         try:
@@ -212,6 +214,7 @@ class AnnotatorStage(_Stage):
         item = engine.frames_q.get(timeout=0.1)
         if item is None:
             return
+        started = time.perf_counter()
         if item.epoch != self._epoch:  # hard cut: fresh chunk, fresh annotator state
             self._epoch = item.epoch
             if self._position:
@@ -227,11 +230,16 @@ class AnnotatorStage(_Stage):
         assert snapshot is not None
         rgb = to_rgb(item.image)
         alpha = item.image[None, :, :, 3] if item.image.shape[2] == 4 else None
+        annotate_start = time.perf_counter()
         control = self._annotate(rgb, snapshot)
         mask = self._mask(rgb, alpha, snapshot)
+        annotate_end = time.perf_counter()
         engine.annotated_q.put(AnnotatedFrame(
             self._epoch, self._chunk_seq, self._position, rgb, control, mask, snapshot, item.captured_at,
         ))
+        engine.metrics.record("annotate", (annotate_end - annotate_start) * 1000.0)
+        engine.metrics.record("annotator_stage",
+                              (time.perf_counter() - started - (annotate_end - annotate_start)) * 1000.0)
         self._position += 1
         if self._position == CHUNK_FRAMES:
             self._position = 0
@@ -300,6 +308,7 @@ class ChunkAssembler(_Stage):
         self._pending.append(item)
         if len(self._pending) < CHUNK_FRAMES:
             return
+        started = time.perf_counter()
         frames = self._pending
         self._pending = []
         chunk = Chunk(
@@ -313,6 +322,7 @@ class ChunkAssembler(_Stage):
         )
         self._chunks_made += 1
         engine.metrics.dropped_chunks += engine.chunk_q.put(chunk)
+        engine.metrics.record("assemble", (time.perf_counter() - started) * 1000.0)
 
 
 def _control(frame: AnnotatedFrame) -> np.ndarray:
@@ -360,6 +370,8 @@ class GeneratorStage(_Stage):
             return
         self._failures = 0
         engine.metrics.mode = self.generator.mode
+        for name, ms in self.generator.timings.items():
+            engine.metrics.record(name, ms)
         warnings = set(self.generator.warnings)
         for warning in sorted(warnings - self._warned):
             engine.report_error(warning)
@@ -423,8 +435,11 @@ class SinkWriter(_Stage):
             self._write(frame)
 
     def _write(self, frame: np.ndarray) -> None:
+        started = time.perf_counter()
         try:
             self.sink.write(frame)
+            self.engine.metrics.record(f"write_{self.sink.name.partition(':')[0]}",
+                                       (time.perf_counter() - started) * 1000.0)
         except Exception as exc:
             self.engine.metrics.sink_errors += 1
             self.engine.report_error(f"sink {self.sink.name}: {exc!r}")
@@ -460,6 +475,7 @@ class Publisher(_Stage):
             if engine.stopping.is_set():
                 return
         now = time.monotonic()
+        started = time.perf_counter()
         self._next_tick += period
         if now - self._next_tick > period:  # fell behind by more than a frame: resync, no burst
             self._next_tick = now + period
@@ -469,6 +485,7 @@ class Publisher(_Stage):
             return  # nothing generated yet
         for writer in self.writers:
             writer.dropped += writer.pending.put(frame)
+        engine.metrics.record("publish", (time.perf_counter() - started) * 1000.0)
         if self._last_publish:
             self.intervals.append(now - self._last_publish)
         self._last_publish = now

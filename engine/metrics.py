@@ -58,6 +58,7 @@ class Metrics:
         self.frames_out = 0
         self.chunks_done = 0
         self.queue_depths: dict[str, Callable[[], int]] = {}
+        self.timings: dict[str, deque[float]] = {}
         self.source_state = "closed"
         self.mode = "t2v"
         self.last_error = ""
@@ -67,6 +68,18 @@ class Metrics:
         self.chunk_ms.append(generate_ms)
         self.ready_ms.append(ready_ms)
         self.chunks_done += 1
+
+    def record(self, name: str, ms: float) -> None:
+        """Record one duration of a named step (resize, annotate, denoise, publish, ...)."""
+        series = self.timings.get(name)
+        if series is None:
+            series = self.timings.setdefault(name, deque(maxlen=500))
+        series.append(ms)
+
+    def median_ms(self, name: str) -> float:
+        """Median of the recorded durations of ``name`` (0 when none)."""
+        series = self.timings.get(name)
+        return float(np.median(np.asarray(series))) if series else 0.0
 
     def summary(self) -> dict[str, float | int | str]:
         """A flat dict of current figures (the names are the OSC status addresses)."""
@@ -93,4 +106,6 @@ class Metrics:
         }
         for name, depth in self.queue_depths.items():
             out[f"queue_{name}"] = depth()
+        for name in list(self.timings):
+            out[f"{name}_ms"] = round(self.median_ms(name), 2)
         return out

@@ -14,6 +14,7 @@ inferred VACE mode of the last chunk (``t2v``, ``control``, ``r2v+control``, ...
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +47,22 @@ def frames_to_uint8(video: Tensor) -> np.ndarray:
     return video.permute(1, 2, 3, 0).contiguous().cpu().numpy()
 
 
+class _StepClock:
+    """Milliseconds between successive laps; waits for the GPU at each lap so a step's time is its own."""
+
+    def __init__(self, cuda: bool) -> None:
+        self.cuda = cuda
+        self.laps: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        if self.cuda:
+            torch.cuda.synchronize()
+        now = time.perf_counter()
+        self.laps[name] = (now - self._last) * 1000.0
+        self._last = now
+
+
 class VideoPipeline:
     """Generates each chunk's 12 frames from its parameter snapshot.
 
@@ -65,6 +82,8 @@ class VideoPipeline:
         self.vace = vace
         self.decode_cache = vae.new_cache()
         self._vae_dtype = next(vae.parameters()).dtype  # type: ignore[attr-defined]
+        self._cuda = causal.device.type == "cuda"
+        self.timings: dict[str, float] = {}
 
     @property
     def mode(self) -> str:
@@ -80,11 +99,19 @@ class VideoPipeline:
     def generate(self, chunk: Chunk) -> np.ndarray:
         """The output frames (N, H, W, 3) uint8 for ``chunk``."""
         snapshot = chunk.snapshot
+        clock = _StepClock(self._cuda)
         text = self.prompts.embed(snapshot["prompt"], snapshot["prompt_transition"], snapshot["prompt_blend"])
+        clock.lap("text")
         extras = self.vace.prepare(chunk, first=self.causal.frame_index == 0) if self.vace is not None else None
+        clock.lap("encode")
         latents = self.causal.generate_chunk(text, snapshot["seed"], snapshot["steps"], extras=extras)
+        clock.lap("denoise")
         video = self.vae.decode(latents.to(self._vae_dtype), self.decode_cache)
-        return frames_to_uint8(video)
+        clock.lap("decode")
+        frames = frames_to_uint8(video)
+        clock.lap("to_frames")
+        self.timings = clock.laps
+        return frames
 
     def reset(self) -> None:
         """Hard cut: empty the KV caches (base and VACE), restart the VAE streams and the prompt state."""

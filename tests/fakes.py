@@ -69,6 +69,7 @@ class ScriptedGenerator:
     name = "scripted"
     mode = "control"
     warnings: list[str] = []
+    timings = {"denoise": 1.0}
 
     def __init__(self, width: int, height: int, delay_s: float = 0.0, fail_on: set[int] | None = None) -> None:
         self.width, self.height, self.delay_s = width, height, delay_s
