@@ -17,7 +17,7 @@ from engine.loop import Engine
 from engine.metrics import Metrics
 from engine.osc import OscControl, OscServer, StatusSender
 from engine.oscquery import OscQueryServer
-from engine.params import REGISTRY, ParamError
+from engine.params import MODEL_DEFAULTS, REGISTRY, ParamError
 from engine.presets import PresetError, load_preset, preset_path, save_preset
 from engine.state import ParamStore
 
@@ -50,7 +50,20 @@ def build_store(preset: str | None = None, overrides: Mapping[str, Any] | None =
         loaded = load_preset(resolve_preset(preset, Path(store.get("preset_dir"))))
         store.update(loaded.values, live=False)
     store.update(overrides, live=False)
+    resolve_model_defaults(store)
     return store
+
+
+def resolve_model_defaults(store: ParamStore) -> None:
+    """Turn ``width``/``height`` 0 and ``vae`` auto into the model's own values; check the size."""
+    defaults = MODEL_DEFAULTS[store.get("model")]
+    for name, unset in (("width", 0), ("height", 0), ("vae", "auto")):
+        if store.get(name) == unset:
+            store.set(name, defaults[name], live=False)
+    for name in ("width", "height"):
+        value = store.get(name)
+        if value % 16 or value < 64:
+            raise ParamError(f"{name} = {value}: must be a multiple of 16, at least 64 (the VAE's 8x and the patch's 2x)")
 
 
 def install_preset_actions(store: ParamStore) -> None:

@@ -231,6 +231,13 @@ def _copy(value: Any) -> Any:
 ANNOTATOR_CHOICES = ("none", "passthrough", "edge", "scribble", "pose", "depth", "flow")
 MASK_SOURCE_CHOICES = ("none", "person", "luma", "chroma", "alpha", "image")
 
+MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
+    "tiny": {"width": 320, "height": 192, "vae": "tae"},
+    "1.3B": {"width": 832, "height": 480, "vae": "wan"},
+    "14B": {"width": 832, "height": 480, "vae": "wan"},
+}
+"""What ``width = 0``, ``height = 0`` and ``vae = auto`` become for each model."""
+
 F, I, B, S, C, P, L, T = (
     Kind.FLOAT, Kind.INT, Kind.BOOL, Kind.STRING, Kind.CHOICE, Kind.PATH, Kind.STRING_LIST, Kind.TRIGGER,
 )
@@ -285,10 +292,10 @@ REGISTRY = Registry([
     # --- output -----------------------------------------------------------------------------
     Param("fps", F, 24.0, "Output frame rate; the publisher's clock.", applies=NOW, group="output",
           minimum=1.0, maximum=120.0, unit="fps"),
-    Param("width", I, 832, "Output width (multiple of 16).", applies=RESTART, group="output",
-          minimum=64, maximum=2048, unit="px"),
-    Param("height", I, 480, "Output height (multiple of 16).", applies=RESTART, group="output",
-          minimum=64, maximum=2048, unit="px"),
+    Param("width", I, 0, "Output width, a multiple of 16; 0 = the model's native width (tiny 320, 1.3B/14B 832).",
+          applies=RESTART, group="output", minimum=0, maximum=2048, unit="px"),
+    Param("height", I, 0, "Output height, a multiple of 16; 0 = the model's native height (tiny 192, 1.3B/14B 480).",
+          applies=RESTART, group="output", minimum=0, maximum=2048, unit="px"),
     Param("source", S, "testpattern", "Input spec: testpattern, file:PATH, images:DIR, camera:N, "
           "ndi:NAME, spout:NAME, syphon:NAME.", applies=RESTART, group="io"),
     Param("sink", L, ["null"], "Output specs (repeatable): null, file:PATH, ndi:NAME, spout:NAME, "
@@ -302,8 +309,9 @@ REGISTRY = Registry([
           choices=("auto", "cpu", "cuda")),
     Param("dtype", C, "auto", "Compute dtype (auto: bf16 on CUDA, fp32 on CPU).", applies=RESTART,
           group="model", choices=("auto", "bf16", "fp16", "fp32")),
-    Param("vae", C, "wan", "Autoencoder: the Wan2.1 VAE, or the tiny TAEW2.1 for speed.",
-          applies=RESTART, group="model", choices=("wan", "tae")),
+    Param("vae", C, "auto", "Autoencoder: the Wan2.1 VAE, or the tiny TAEW2.1 for speed "
+          "(auto: wan for 1.3B/14B, tae for the tiny CPU demo).", applies=RESTART, group="model",
+          choices=("auto", "wan", "tae")),
     Param("prompt_cache", S, "prompt_cache", "Folder of cached prompt embeddings (vacelive prompts encode).",
           applies=RESTART, group="model"),
     Param("oom_fallback", B, False, "On GPU out-of-memory, lower the denoising steps by one (never below 1).",

@@ -75,7 +75,7 @@ def test_unknown_address_and_restart_param_are_refused(served):
     peer.send("/vacelive/width", 640.0)
     address, args = peer.receive()
     assert address == "/vacelive/error" and "restart" in args[1]
-    assert store.get("width") == 832
+    assert store.get("width") == 0  # unchanged: still "the model's native width"
 
 
 def test_bundles_apply_every_message(served):

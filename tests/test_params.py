@@ -62,7 +62,7 @@ def test_store_set_refuses_and_keeps_the_old_value():
     assert store.get("context_scale") == 0.5
     with pytest.raises(ParamError, match="restart"):
         store.set("width", 512)
-    assert store.get("width") == 832
+    assert store.get("width") == 0
     store.set("width", 512, live=False)
     assert store.get("width") == 512
     with pytest.raises(ParamError, match="unknown"):
@@ -87,7 +87,7 @@ def test_update_is_all_or_nothing():
     assert store.get("context_scale") == 1.0
     notes = store.update({"context_scale": 0.3, "width": 640})
     assert store.get("context_scale") == 0.3
-    assert store.get("width") == 832 and any("next start" in n for n in notes)
+    assert store.get("width") == 0 and any("next start" in n for n in notes)
 
 
 def test_trigger_fires_action_and_is_not_stored():
@@ -119,3 +119,14 @@ def test_media_paths_are_confined(tmp_path):
     store.set("reference_1", "")  # clearing is always allowed
     assert store.get("reference_1") == ""
     assert os.path.exists(outside)
+
+
+def test_model_defaults_resolve_resolution_and_autoencoder():
+    from engine.app import build_store
+
+    tiny = build_store()
+    assert (tiny.get("width"), tiny.get("height"), tiny.get("vae")) == (320, 192, "tae")
+    big = build_store(overrides={"model": "1.3B", "vae": "tae", "height": 512})
+    assert (big.get("width"), big.get("height"), big.get("vae")) == (832, 512, "tae")
+    with pytest.raises(ParamError, match="multiple of 16"):
+        build_store(overrides={"width": 330})

@@ -74,7 +74,7 @@ def test_osc_preset_actions_load_and_save(tmp_path):
     install_preset_actions(store)
     store.set("preset_load", "calm")
     assert store.get("context_scale") == 0.4
-    assert store.get("width") == 832  # restart parameters wait for the next start
+    assert store.get("width") == 320  # restart parameters wait for the next start
     with pytest.raises(ParamError, match="no such preset"):
         store.set("preset_load", "missing")
     store.set("preset_save", "saved")
