@@ -80,6 +80,19 @@ def build_parser() -> argparse.ArgumentParser:
     check = weights_sub.add_parser("check", help="report what a weights folder holds and any key mismatch")
     check.add_argument("dir")
 
+    bench = sub.add_parser("bench", help="end-to-end benchmark: fps, glass-to-glass latency, chunk split, overhead")
+    bench.add_argument("--seconds", type=float, default=20.0, help="measured time")
+    bench.add_argument("--warmup", type=float, default=8.0, help="seconds before measuring (model load, first chunks)")
+    bench.add_argument("--json", action="store_true", help="machine-readable")
+    bench.add_argument("--scripts", action="store_true", help="also run the component benchmarks under bench/")
+    for name in ("model", "device", "annotator", "vae"):
+        bench.add_argument(REGISTRY[name].cli_flag, dest=name, choices=REGISTRY[name].choices)
+    for name in ("width", "height", "steps"):
+        bench.add_argument(REGISTRY[name].cli_flag, dest=name, type=int)
+    bench.add_argument("--fps", type=float)
+    bench.add_argument("--weights-dir")
+    bench.add_argument("--compile", action="store_true", default=None)
+
     prompts = sub.add_parser("prompts", help="prompt embedding cache tools")
     prompts_sub = prompts.add_subparsers(dest="prompts_command", required=True)
     encode = prompts_sub.add_parser("encode", help="encode a file of prompts (one per line) into the cache")
@@ -186,6 +199,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from engine.bench import bench_main
+
+    return bench_main(args)
+
+
 def cmd_weights(args: argparse.Namespace) -> int:
     from engine.weights import weights_check
 
@@ -199,7 +218,7 @@ def cmd_prompts(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"run": cmd_run, "params": cmd_params, "presets": cmd_presets, "weights": cmd_weights,
-            "prompts": cmd_prompts}
+            "prompts": cmd_prompts, "bench": cmd_bench}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,273 @@
+"""``vacelive bench``: end-to-end figures of a live run, and the component benchmarks.
+
+The run uses the real engine and pipeline with the test pattern as source. Each test-pattern
+frame carries a frame counter stamped into its pixels; the generator is wrapped so that every
+output frame carries the counter of the input frame it was made from, and a measuring sink reads
+it back: glass-to-glass latency is the time from the pattern frame being read to its generated
+frame being written. Printed: output fps, latency (median, p95), the chunk time split into
+annotator / encode / denoise / decode / publish, the engine's own overhead per frame
+(everything but the model, the annotator and the sinks), the publisher's frame-interval jitter,
+and peak memory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bridges.base import BridgeState, Sink, Source
+from bridges.testpattern import read_stamp, write_stamp
+from engine.chunk import Chunk
+from engine.frames import CHUNK_FRAMES
+
+BENCH_SCRIPTS = ("bench_model.py", "bench_vae.py", "bench_vace.py", "bench_annotators.py", "bench_bridges.py")
+
+
+class StampedSource(Source):
+    """Wraps the test pattern; remembers when each stamped frame was read."""
+
+    def __init__(self, inner: Source) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.read_at: dict[int, float] = {}
+
+    def open(self) -> None:
+        self.inner.open()
+
+    def read(self, timeout: float = 0.1) -> np.ndarray | None:
+        frame = self.inner.read(timeout)
+        self.state = self.inner.state
+        if frame is not None:
+            stamp = read_stamp(frame)
+            if stamp is not None:
+                self.read_at[stamp] = time.monotonic()
+        return frame
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+class StampRelay:
+    """Wraps a generator: stamps each output frame with the counter of its input frame."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.relay_ms: list[float] = []
+
+    @property
+    def mode(self) -> str:
+        return self.inner.mode
+
+    @property
+    def warnings(self) -> list[str]:
+        return self.inner.warnings
+
+    @property
+    def timings(self) -> dict[str, float]:
+        return self.inner.timings
+
+    def generate(self, chunk: Chunk) -> np.ndarray:
+        frames = self.inner.generate(chunk)
+        started = time.perf_counter()
+        frames = frames.copy()
+        inputs = chunk.frames[CHUNK_FRAMES - len(frames):]  # output i shows input i (first chunk: the last 9)
+        for out, source in zip(frames, inputs):
+            stamp = read_stamp(source)
+            if stamp is not None:
+                write_stamp(out, stamp)
+        self.relay_ms.append((time.perf_counter() - started) * 1000.0)
+        return frames
+
+    def reset(self) -> None:
+        self.inner.reset()
+
+
+class MeasuringSink(Sink):
+    """Reads the stamp of every frame written and records its glass-to-glass latency."""
+
+    def __init__(self, source: StampedSource) -> None:
+        self.name = "measure"
+        self.source = source
+        self.latency_ms: list[float] = []
+        self.frames = 0
+        self.unreadable = 0
+
+    def open(self, width: int, height: int, fps: float) -> None:
+        self.state = BridgeState.LIVE
+
+    def write(self, frame: np.ndarray) -> None:
+        now = time.monotonic()
+        self.frames += 1
+        stamp = read_stamp(frame)
+        read_at = self.source.read_at.get(stamp) if stamp is not None else None
+        if read_at is None:
+            self.unreadable += 1
+            return
+        self.latency_ms.append((now - read_at) * 1000.0)
+
+    def close(self) -> None:
+        self.state = BridgeState.CLOSED
+
+
+@dataclass
+class BenchResult:
+    """Figures of one end-to-end run."""
+
+    model: str
+    device: str
+    width: int
+    height: int
+    steps: int
+    annotator: str
+    target_fps: float
+    seconds: float
+    output_fps: float
+    generated_fps: float
+    chunks: int
+    stalls: int
+    latency_ms_median: float
+    latency_ms_p95: float
+    chunk_ms_median: float
+    split_ms: dict[str, float]
+    engine_overhead_ms_per_frame: float
+    jitter_ms_std: float
+    jitter_ms_p99: float
+    peak_rss_mb: float | None
+    peak_gpu_mb: float | None
+
+
+def _percentile(values: list[float], q: float) -> float:
+    return round(float(np.percentile(values, q)), 2) if values else 0.0
+
+
+def _peak_rss_mb() -> float | None:
+    try:
+        import resource
+    except ImportError:  # Windows
+        return None
+    kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(kb / (1024 * 1024 if sys.platform == "darwin" else 1024), 1)
+
+
+def run_bench(overrides: dict[str, Any], seconds: float, warmup_s: float) -> BenchResult:
+    """Run the engine for ``warmup_s + seconds`` and measure the last ``seconds``."""
+    import bridges
+    from engine.app import build_store
+    from engine.loop import Engine
+    from engine.pipeline import build_generator
+    from engine.runtime import load_manifest, resolve_device
+    import annotators
+
+    store = build_store(overrides=dict(overrides, source="testpattern", sink=["null"]))
+    device = resolve_device(store.get("device"))
+    manifest = load_manifest(store)
+    generator = StampRelay(build_generator(store, manifest, device))
+    width, height, fps = store.get("width"), store.get("height"), store.get("fps")
+    source = StampedSource(bridges.open_source("testpattern", width=width, height=height, fps=fps))
+    sink = MeasuringSink(source)
+    engine = Engine(
+        store, generator, source, [sink],
+        make_annotator=lambda name: annotators.make_annotator(name, weights=manifest, device=device),
+        make_mask_source=lambda name: annotators.make_mask_source(name, weights=manifest,
+                                                                  resolve_path=store.resolve_media),
+    )
+    torch = sys.modules.get("torch")
+    cuda = torch is not None and device.startswith("cuda")
+    engine.start()
+    time.sleep(warmup_s)
+    metrics = engine.metrics
+    metrics.timings.clear()
+    engine.publisher.intervals.clear()
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+    start_frames, start_chunks, start_stalls = sink.frames, metrics.chunks_done, metrics.stalls
+    start_latency, start_relay = len(sink.latency_ms), len(generator.relay_ms)
+    time.sleep(seconds)
+    frames, chunks, stalls = sink.frames - start_frames, metrics.chunks_done - start_chunks, metrics.stalls - start_stalls
+    latency = sink.latency_ms[start_latency:]
+    relay = generator.relay_ms[start_relay:]
+    intervals_ms = np.asarray(engine.publisher.intervals, dtype=np.float64) * 1000.0
+    engine.stop(60.0)
+    split = {name: round(metrics.median_ms(name) * (CHUNK_FRAMES if name == "annotate" else 1), 2)
+             for name in ("annotate", "text", "encode", "denoise", "decode", "to_frames")}
+    split["publish"] = round(metrics.median_ms("publish") * CHUNK_FRAMES, 2)
+    chunk_ms = [ms for ms in metrics.chunk_ms][-max(chunks, 1):]
+    relay_median = float(np.median(relay)) if relay else 0.0
+    overhead = (metrics.median_ms("resize") + metrics.median_ms("annotator_stage")
+                + metrics.median_ms("assemble") / CHUNK_FRAMES + metrics.median_ms("publish"))
+    period_ms = 1000.0 / fps
+    return BenchResult(
+        model=store.get("model"), device=device, width=width, height=height, steps=store.get("steps"),
+        annotator=store.get("annotator"), target_fps=fps, seconds=seconds,
+        output_fps=round(frames / seconds, 2),
+        generated_fps=round(chunks * CHUNK_FRAMES / seconds, 2),
+        chunks=chunks, stalls=stalls,
+        latency_ms_median=_percentile(latency, 50), latency_ms_p95=_percentile(latency, 95),
+        chunk_ms_median=round(float(np.median(chunk_ms)) - relay_median, 2) if chunk_ms else 0.0,
+        split_ms=split,
+        engine_overhead_ms_per_frame=round(overhead, 3),
+        jitter_ms_std=round(float(intervals_ms.std()), 3) if intervals_ms.size else 0.0,
+        jitter_ms_p99=round(float(np.percentile(np.abs(intervals_ms - period_ms), 99)), 3) if intervals_ms.size else 0.0,
+        peak_rss_mb=_peak_rss_mb(),
+        peak_gpu_mb=round(torch.cuda.max_memory_allocated() / 2**20, 1) if cuda else None,
+    )
+
+
+def print_result(result: BenchResult) -> None:
+    """A readable table of the figures."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"vacelive bench: {result.model} on {result.device}, {result.width}x{result.height}, "
+                        f"{result.steps} steps, annotator {result.annotator}, target {result.target_fps:g} fps")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    for name, value in asdict(result).items():
+        if name == "split_ms":
+            for step, ms in value.items():
+                table.add_row(f"chunk split: {step} (ms/chunk)", f"{ms:.2f}")
+        elif name not in ("model", "device", "width", "height", "steps", "annotator", "target_fps"):
+            table.add_row(name, "-" if value is None else str(value))
+    Console().print(table)
+
+
+def run_scripts(root: Path) -> int:
+    """Run the component benchmarks under ``bench/`` (a source checkout only)."""
+    bench_dir = root / "bench"
+    if not bench_dir.is_dir():
+        print(f"no bench/ folder under {root}: the component benchmarks need a source checkout")
+        return 1
+    status = 0
+    for script in BENCH_SCRIPTS:
+        path = bench_dir / script
+        if not path.is_file():
+            continue
+        print(f"\n=== {script} ===", flush=True)
+        env = dict(os.environ, PYTHONPATH=str(root))
+        status |= subprocess.call([sys.executable, str(path)], cwd=root, env=env)
+    return status
+
+
+def bench_main(args: Any) -> int:
+    """Entry point of ``vacelive bench``."""
+    overrides = {name: value for name, value in (
+        ("model", args.model), ("device", args.device), ("width", args.width), ("height", args.height),
+        ("steps", args.steps), ("annotator", args.annotator), ("fps", args.fps), ("weights_dir", args.weights_dir),
+        ("vae", args.vae), ("compile", args.compile)) if value is not None}
+    result = run_bench(overrides, args.seconds, args.warmup)
+    if args.json:
+        print(json.dumps(asdict(result), indent=2))
+    else:
+        print_result(result)
+    if args.scripts:
+        return run_scripts(Path(__file__).resolve().parent.parent)
+    return 0
