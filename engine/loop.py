@@ -22,6 +22,7 @@ annotators, the model state and the publisher's buffer are reset without locks b
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import sys
 import threading
@@ -44,6 +45,11 @@ from engine.state import ParamStore, Snapshot
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+GENERATOR_NICENESS = 10
+"""How much lower the generator thread is scheduled (Linux): when the model saturates the CPU,
+the clock and the bridges still run on time. Worker threads the model starts from the generator
+thread inherit it."""
 
 MAX_CONSECUTIVE_GENERATOR_FAILURES = 3
 """After this many failed chunks in a row the model state is reset."""
@@ -339,9 +345,14 @@ class GeneratorStage(_Stage):
     def __init__(self, engine: "Engine", generator: Generator) -> None:
         super().__init__("generator", engine)
         self.generator = generator
+        self.niceness = GENERATOR_NICENESS
         self._epoch = 0
         self._failures = 0
         self._warned: set[str] = set()
+
+    def run(self) -> None:
+        _lower_thread_priority(self.niceness)
+        super().run()
 
     def step(self) -> None:
         engine = self.engine
@@ -405,6 +416,15 @@ class GeneratorStage(_Stage):
             self.generator.reset()
         except Exception as exc:
             self.engine.report_error(f"generator reset failed: {exc!r}")
+
+
+def _lower_thread_priority(niceness: int) -> None:
+    """Raise the calling thread's nice value on Linux (per-thread there); elsewhere do nothing."""
+    if sys.platform.startswith("linux") and niceness:
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), niceness)
+        except OSError as exc:
+            log.debug("could not lower the generator's priority: %s", exc)
 
 
 def _is_out_of_memory(exc: BaseException) -> bool:
