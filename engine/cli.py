@@ -98,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     encode = prompts_sub.add_parser("encode", help="encode a file of prompts (one per line) into the cache")
     encode.add_argument("file")
     encode.add_argument("--weights-dir", required=True)
-    encode.add_argument("--cache-dir", default="prompt_cache")
+    encode.add_argument("--cache-dir", default=REGISTRY["prompt_cache"].default)
     return parser
 
 
@@ -213,8 +213,21 @@ def cmd_weights(args: argparse.Namespace) -> int:
 
 def cmd_prompts(args: argparse.Namespace) -> int:
     from engine.text import prompts_encode
+    from engine.weights import MANIFEST_NAME, WeightsManifest
 
-    return prompts_encode(args.file, args.weights_dir, args.cache_dir)
+    weights: Path = Path(args.weights_dir)
+    tokenizer = None
+    try:
+        if (weights / MANIFEST_NAME).is_file():
+            manifest = WeightsManifest.load(weights)
+            weights = manifest.path("t5")
+            tokenizer = manifest.path("tokenizer") if manifest.has("tokenizer") else None
+        count = prompts_encode(args.file, weights, args.cache_dir, tokenizer_dir=tokenizer)
+    except (OSError, KeyError, ValueError) as exc:
+        log.error("cannot encode prompts: %s", exc)
+        return 2
+    print(f"{count} prompt(s) newly encoded into {args.cache_dir}")
+    return 0
 
 
 COMMANDS = {"run": cmd_run, "params": cmd_params, "presets": cmd_presets, "weights": cmd_weights,

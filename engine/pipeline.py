@@ -158,7 +158,9 @@ def build_prompts(store: ParamStore, manifest, device: str, dtype: torch.dtype) 
     if store.get("model") == "tiny":
         encoder = make_text_encoder("tiny", device=device, dtype=dtype)
     elif manifest is not None and manifest.has("t5"):
-        encoder = make_text_encoder("real", manifest.path("t5").parent, device=device, dtype=dtype)
+        tokenizer = manifest.path("tokenizer") if manifest.has("tokenizer") else None
+        encoder = make_text_encoder("real", manifest.path("t5"), device=device, dtype=dtype,
+                                    tokenizer_dir=tokenizer)
     else:
         log.warning("no text encoder in the weights folder: only prompts in %s can be used", cache_dir)
         encoder = None

@@ -85,18 +85,20 @@ class PromptCache:
         return out
 
 
-def prompts_encode(file: str, weights_dir: str, cache_dir: str,
-                   config: Literal["real", "tiny"] = "real") -> int:
+def prompts_encode(file: str, weights_dir: str | Path, cache_dir: str,
+                   config: Literal["real", "tiny"] = "real", tokenizer_dir: str | Path | None = None) -> int:
     """Encode every prompt of ``file`` (one prompt spec per line; weighted lists
     ``"a:0.7|b:0.3"`` are split into their prompts; blank lines skipped) into ``cache_dir``.
 
-    Returns the number of prompts newly encoded (already cached ones are skipped).
+    ``weights_dir`` and ``tokenizer_dir`` are as for :func:`make_text_encoder`. Returns the
+    number of prompts newly encoded (already cached ones are skipped).
     """
     lines = Path(file).read_text(encoding="utf-8").splitlines()
     prompts = list(dict.fromkeys(p for line in lines if line.strip() for p, _ in parse_prompt_spec(line)))
     device = "cuda" if torch.cuda.is_available() else "cpu"
     dtype = torch.bfloat16 if config == "real" else torch.float32
-    cache = PromptCache(cache_dir, make_text_encoder(config, weights_dir, device=device, dtype=dtype))
+    encoder = make_text_encoder(config, weights_dir, device=device, dtype=dtype, tokenizer_dir=tokenizer_dir)
+    cache = PromptCache(cache_dir, encoder)
     todo = [p for p in prompts if p not in cache]
     for i in range(0, len(todo), 8):
         cache.put_many(todo[i:i + 8])

@@ -65,15 +65,18 @@ def load_t5(path: str | Path, config: Literal["real", "tiny"] = "real",
 
 def make_text_encoder(config: Literal["real", "tiny"] = "real", weights_dir: str | Path | None = None,
                       device: str | torch.device = "cpu", dtype: torch.dtype = torch.bfloat16,
-                      seed: int = 0) -> TextEncoder:
+                      seed: int = 0, tokenizer_dir: str | Path | None = None) -> TextEncoder:
     """The text encoder for ``config``.
 
-    real: ``weights_dir/models_t5_umt5-xxl-enc-bf16.pth`` plus the tokenizer files in
-    ``weights_dir/google/umt5-xxl`` (or ``weights_dir/umt5-xxl`` or ``weights_dir``).
+    real: ``weights_dir`` is the checkpoint file, or a folder holding
+    ``models_t5_umt5-xxl-enc-bf16.pth``; the tokenizer files are in ``tokenizer_dir``, or else in
+    ``google/umt5-xxl`` (or ``umt5-xxl``, or the folder itself) beside the checkpoint.
     tiny: the byte test tokenizer and, when ``weights_dir`` holds no checkpoint, random weights
     seeded with ``seed``.
     """
-    path = Path(weights_dir) / T5_WEIGHTS if weights_dir is not None else None
+    path = None if weights_dir is None else Path(weights_dir)
+    if path is not None and not path.is_file():
+        path = path / T5_WEIGHTS  # a folder holding the checkpoint under its official name
     if config == "tiny":
         if path is not None and path.is_file():
             model = load_t5(path, "tiny", device, dtype)
@@ -85,7 +88,8 @@ def make_text_encoder(config: Literal["real", "tiny"] = "real", weights_dir: str
         return TextEncoder(model, ByteTokenizer(), f"tiny:{_state_fingerprint(model)}")
     if path is None or not path.is_file():
         raise FileNotFoundError(f"text encoder weights not found: {path or T5_WEIGHTS} (weights_dir={weights_dir})")
-    folders = [Path(weights_dir) / d for d in TOKENIZER_DIRS]
+    base = path.parent
+    folders = [Path(tokenizer_dir)] if tokenizer_dir is not None else [base / d for d in TOKENIZER_DIRS]
     folder = next((f for f in folders if (f / "tokenizer.json").is_file() or (f / "spiece.model").is_file()), None)
     if folder is None:
         raise FileNotFoundError(f"umT5 tokenizer (tokenizer.json or spiece.model) not found in any of {folders}")
