@@ -46,3 +46,26 @@ def test_end_to_end_run_writes_48_frames(tmp_path):
     with av.open(str(out)) as container:
         frames = sum(1 for _ in container.decode(video=0))
     assert frames == 48
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+@pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM"])
+def test_signal_shuts_down_cleanly(tmp_path, signame):
+    import signal
+    import time
+
+    out = tmp_path / "live.mp4"
+    cmd = [sys.executable, "-m", "engine.cli", "run", "--sink", f"file:{out}", "--no-tui", "--osc-port", "0",
+           "--http-port", "0", "--width", "128", "--height", "64"]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (out.exists() and out.stat().st_size > 0):
+        time.sleep(0.2)
+    time.sleep(1.0)
+    proc.send_signal(getattr(signal, signame))
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 0, stderr[-3000:]
+    assert f"signal {signame}: shutting down" in stderr
+    assert "threads still running" not in stderr
+    with av.open(str(out)) as container:  # the file was finished properly
+        assert sum(1 for _ in container.decode(video=0)) > 0
