@@ -192,3 +192,11 @@ def test_taew_load_trims_wider_tgrow_like_taehv(tmp_path):
     torch.save(state, tmp_path / "taew2_1.pth")
     loaded = make_autoencoder("tae", tmp_path, "tiny")
     torch.testing.assert_close(loaded.decoder[7].conv.weight, w)
+
+
+def test_random_tiny_tae_decodes_to_visible_frames_not_black():
+    """The weightless demo decoder is calibrated so its pictures have contrast (not clamped black)."""
+    vae = make_autoencoder("tae", None, config="tiny")
+    frames = vae.decode(torch.randn(1, 16, 3, 8, 12), vae.new_cache())
+    assert frames.std() > 0.2
+    assert (frames.abs() == 1).float().mean() < 0.05  # almost nothing clamped
