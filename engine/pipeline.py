@@ -87,8 +87,15 @@ class VideoPipeline:
 
     @property
     def mode(self) -> str:
-        """The VACE mode inferred for the last chunk (``t2v`` without VACE)."""
-        return self.vace.mode if self.vace is not None else "t2v"
+        """The VACE mode inferred for the last chunk (``t2v`` without VACE inputs).
+
+        ``(inactive)`` is added when inputs were supplied but the branch did not run
+        (``context_scale`` 0, or no VACE weights loaded).
+        """
+        if self.vace is None:
+            return "t2v"
+        mode = self.vace.mode
+        return mode if mode == "t2v" or self.vace.active else f"{mode} (inactive)"
 
     @property
     def warnings(self) -> list[str]:

@@ -393,7 +393,7 @@ def test_pipeline_with_vace_disabled_equals_the_unwrapped_one(tmp_path):
     snapshot = store.snapshot()
     chunks = [_chunk(snapshot, i, size=(64, 64)) for i in range(2)]
     wrapped = [pipe.generate(c) for c in chunks]
-    assert pipe.mode == "control+inpaint" and not pipe.vace.active
+    assert pipe.mode == "control+inpaint (inactive)" and not pipe.vace.active
     pipe.reset()
     pipe.causal.chunk_index = 0  # replay the same noise
     pipe.vace.injector.detach()
