@@ -86,7 +86,7 @@ def install_preset_actions(store: ParamStore) -> None:
         if not name:
             return
         try:
-            save_preset(preset_path(name, preset_dir), store.snapshot(), description=f"saved from a live run")
+            save_preset(preset_path(name, preset_dir), store.snapshot(), description="saved from a live run")
         except (PresetError, OSError) as exc:
             raise ParamError(f"preset_save {name!r}: {exc}") from None
         log.info("preset %s saved", name)

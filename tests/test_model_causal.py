@@ -17,14 +17,6 @@ from engine.model import (
 ATOL = 2e-5
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _model(local: int = 12, sink: int = 3, seed: int = 0) -> WanModel:
     torch.manual_seed(seed)
     return WanModel(replace(CONFIGS["tiny"], local_attn_frames=local, sink_frames=sink)).eval()

@@ -20,14 +20,6 @@ from engine.model import (
 from engine.weights import CHECKERS, WeightFileMissing, WeightsManifest, weights_check
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _model(seed: int = 0) -> WanModel:
     torch.manual_seed(seed)
     return WanModel(CONFIGS["tiny"]).eval()

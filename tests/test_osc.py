@@ -7,7 +7,7 @@ import pytest
 
 from engine.osc import OscControl, OscServer, StatusSender, parse_host_port
 from engine.state import ParamStore
-from tests.osc_peer import Peer, bundle, message
+from tests.osc_peer import Peer, bundle
 
 
 @pytest.fixture()

@@ -37,14 +37,6 @@ from engine.vae import make_autoencoder
 H, W = 32, 64  # latent 4 x 8, tokens 2 x 4 per latent frame
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _model(seed: int = 0) -> WanModel:
     torch.manual_seed(seed)
     return WanModel(CONFIGS["tiny"]).eval().requires_grad_(False)

@@ -34,8 +34,8 @@ class FP32LayerNorm(nn.LayerNorm):
         return F.layer_norm(x.float(), self.normalized_shape, w, b, self.eps)
 
 
-class SelfAttention(nn.Module):
-    """Multi-head self-attention: q/k RMSNorm over the full dim, 3D RoPE, optional KV cache."""
+class _Projections(nn.Module):
+    """The q, k, v, o projections and q/k RMSNorms (over the full dim) of a Wan attention layer."""
 
     def __init__(self, dim: int, num_heads: int, qk_norm: bool, eps: float) -> None:
         super().__init__()
@@ -46,6 +46,10 @@ class SelfAttention(nn.Module):
         self.o = nn.Linear(dim, dim)
         self.norm_q = RMSNorm(dim, eps) if qk_norm else nn.Identity()
         self.norm_k = RMSNorm(dim, eps) if qk_norm else nn.Identity()
+
+
+class SelfAttention(_Projections):
+    """Multi-head self-attention: q/k RMSNorm over the full dim, 3D RoPE, optional KV cache."""
 
     def forward(self, x: Tensor, ctx: BlockContext) -> Tensor:
         """x [B, N, dim] (weight dtype) -> [B, N, dim]."""
@@ -62,18 +66,8 @@ class SelfAttention(nn.Module):
         return self.o(out.transpose(1, 2).flatten(2))
 
 
-class CrossAttention(nn.Module):
+class CrossAttention(_Projections):
     """Text cross-attention (Wan's T2V cross-attention); K/V come from ``ctx.cross_kv``."""
-
-    def __init__(self, dim: int, num_heads: int, qk_norm: bool, eps: float) -> None:
-        super().__init__()
-        self.num_heads = num_heads
-        self.q = nn.Linear(dim, dim)
-        self.k = nn.Linear(dim, dim)
-        self.v = nn.Linear(dim, dim)
-        self.o = nn.Linear(dim, dim)
-        self.norm_q = RMSNorm(dim, eps) if qk_norm else nn.Identity()
-        self.norm_k = RMSNorm(dim, eps) if qk_norm else nn.Identity()
 
     def project_context(self, context: Tensor) -> tuple[Tensor, Tensor]:
         """context [B, L, dim] -> K, V [B, heads, L, head_dim]."""

@@ -12,7 +12,8 @@ Both autoencoders (the Wan2.1 VAE and the tiny TAEW2.1) speak the same language:
 
 from __future__ import annotations
 
-from typing import Mapping, Protocol, runtime_checkable
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Protocol, runtime_checkable
 
 import torch
 from torch import Tensor, nn
@@ -58,6 +59,34 @@ class StreamCache(Protocol):
 
     def reset(self) -> None:
         """Forget everything: the next chunk starts a new stream (hard cut)."""
+
+
+@dataclass
+class DirectedStreamCache:
+    """The state of one stream through an autoencoder, in one direction (encode *or* decode).
+
+    ``memory``: the tail of the stream each layer needs (keyed by the autoencoder);
+    ``position``: frames encoded, or latent frames decoded, so far; ``pending``: encode only,
+    input frames waiting for a complete group; ``direction``: set by the first call.
+    """
+
+    memory: dict[Any, Any] = field(default_factory=dict)
+    position: int = 0
+    pending: Tensor | None = None
+    direction: str | None = None
+
+    def reset(self) -> None:
+        """Start a new stream (hard cut)."""
+        self.memory = {}
+        self.position = 0
+        self.pending = None
+        self.direction = None
+
+    def _claim(self, direction: str) -> None:
+        if self.direction is None:
+            self.direction = direction
+        elif self.direction != direction:
+            raise ValueError(f"this cache belongs to a {self.direction} stream; use another cache to {direction}")
 
 
 @runtime_checkable

@@ -21,13 +21,13 @@ works on raw Wan latents and on pixels in [0, 1].
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .base import denormalize_latents, load_state_dict_strict, normalize_latents
+from .base import DirectedStreamCache, denormalize_latents, load_state_dict_strict, normalize_latents
 
 
 @dataclass(frozen=True)
@@ -123,32 +123,9 @@ def _apply(seq: nn.Sequential, x: Tensor, memory: dict[int, Tensor]) -> Tensor:
     return x.unflatten(0, (n, t))
 
 
-@dataclass
-class TAEWStreamCache:
-    """State of one stream through :class:`TAEW` (encode *or* decode).
-
-    ``memory``: last input frame of every MemBlock (by index in its Sequential);
-    ``position``: frames encoded (encode) or latents decoded (decode); ``pending``: encode frames
-    waiting for a group of 4.
-    """
-
-    memory: dict[int, Tensor] = field(default_factory=dict)
-    position: int = 0
-    pending: Tensor | None = None
-    direction: str | None = None
-
-    def reset(self) -> None:
-        """Start a new stream (hard cut)."""
-        self.memory = {}
-        self.position = 0
-        self.pending = None
-        self.direction = None
-
-    def _claim(self, direction: str) -> None:
-        if self.direction is None:
-            self.direction = direction
-        elif self.direction != direction:
-            raise ValueError(f"this cache belongs to a {self.direction} stream; use another cache to {direction}")
+class TAEWStreamCache(DirectedStreamCache):
+    """State of one stream through :class:`TAEW`: ``memory`` holds the last input frame of every
+    MemBlock (by index in its Sequential); ``pending`` the encode frames waiting for a group of 4."""
 
 
 class TAEW(nn.Module):

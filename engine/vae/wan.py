@@ -24,13 +24,13 @@ Streaming rules (the causal VAE's first-frame rule is applied once per stream):
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .base import LATENT_STD, denormalize_latents, load_state_dict_strict, normalize_latents
+from .base import LATENT_STD, DirectedStreamCache, denormalize_latents, load_state_dict_strict, normalize_latents
 
 CACHE_T = 2
 
@@ -297,32 +297,10 @@ class Decoder3d(nn.Module):
         return _run([*self.middle, *self.upsamples, *self.head], x, feats)
 
 
-@dataclass
-class WanStreamCache:
-    """State of one stream through :class:`WanVAE` (encode *or* decode, not both).
-
-    ``feats``: per-module tail of the stream (last 2 input frames of each causal conv);
-    ``position``: frames encoded (encode) or latent frames decoded (decode) so far;
-    ``pending``: encode only, input frames waiting for a complete group of 4.
-    """
-
-    feats: FeatCache = field(default_factory=dict)
-    position: int = 0
-    pending: Tensor | None = None
-    direction: str | None = None
-
-    def reset(self) -> None:
-        """Start a new stream (hard cut)."""
-        self.feats = {}
-        self.position = 0
-        self.pending = None
-        self.direction = None
-
-    def _claim(self, direction: str) -> None:
-        if self.direction is None:
-            self.direction = direction
-        elif self.direction != direction:
-            raise ValueError(f"this cache belongs to a {self.direction} stream; use another cache to {direction}")
+class WanStreamCache(DirectedStreamCache):
+    """State of one stream through :class:`WanVAE`: ``memory`` holds the tail of the stream of
+    every causal conv (its last 2 input frames); ``pending`` the encode frames waiting for a
+    complete group of 4."""
 
 
 class WanVAE(nn.Module):
@@ -360,11 +338,11 @@ class WanVAE(nn.Module):
             x = torch.cat([cache.pending, x], dim=2)
         outs = []
         if cache.position == 0 and x.shape[2] > 0:
-            outs.append(self.encoder(x[:, :, :1], cache.feats))
+            outs.append(self.encoder(x[:, :, :1], cache.memory))
             cache.position, x = 1, x[:, :, 1:]
         usable = x.shape[2] // 4 * 4
         if usable:
-            outs.append(self.encoder(x[:, :, :usable], cache.feats))
+            outs.append(self.encoder(x[:, :, :usable], cache.memory))
             cache.position += usable
         cache.pending = x[:, :, usable:].clone() if usable < x.shape[2] else None
         if not outs:
@@ -385,10 +363,10 @@ class WanVAE(nn.Module):
         z = self.conv2(denormalize_latents(latents.to(device=p.device, dtype=p.dtype)))
         outs = []
         if cache.position == 0 and z.shape[2] > 0:
-            outs.append(self.decoder(z[:, :, :1], cache.feats))
+            outs.append(self.decoder(z[:, :, :1], cache.memory))
             z = z[:, :, 1:]
         if z.shape[2]:
-            outs.append(self.decoder(z, cache.feats))
+            outs.append(self.decoder(z, cache.memory))
         cache.position += latents.shape[2]
         return torch.cat(outs, dim=2).clamp_(-1.0, 1.0)
 
