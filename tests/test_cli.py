@@ -69,3 +69,69 @@ def test_signal_shuts_down_cleanly(tmp_path, signame):
     assert "threads still running" not in stderr
     with av.open(str(out)) as container:  # the file was finished properly
         assert sum(1 for _ in container.decode(video=0)) > 0
+
+
+def _free_udp_port() -> int:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _free_tcp_port() -> int:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_live_run_is_controlled_over_osc_and_oscquery(tmp_path):
+    import signal
+    import time
+    import urllib.request
+
+    from tests.osc_peer import Peer
+
+    osc_port, http_port = _free_udp_port(), _free_tcp_port()
+    presets = tmp_path / "presets"
+    presets.mkdir()
+    peer = Peer(("127.0.0.1", osc_port))
+    cmd = [sys.executable, "-m", "engine.cli", "run", "--no-tui", "--width", "128", "--height", "64",
+           "--osc-port", str(osc_port), "--http-port", str(http_port), "--preset-dir", str(presets),
+           "--osc-reply", f"127.0.0.1:{peer.address[1]}"]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stderr=subprocess.PIPE, text=True)
+    try:
+        status = {}
+        deadline = time.monotonic() + 120
+        while status.get("/vacelive/status/chunks", [0])[0] < 2 and time.monotonic() < deadline:
+            try:
+                address, args = peer.receive(timeout=1.0)
+            except OSError:
+                continue
+            status[address] = args
+        assert status["/vacelive/status/chunks"][0] >= 2  # status arrives once a second, chunks flow
+        assert status["/vacelive/status/source"] == ["live"]
+        peer.send("/vacelive/context_scale", 1.5)
+        peer.send("/vacelive/prompt", "a forest at dawn")
+        peer.send("/vacelive/preset_save", "from_osc")
+        peer.send("/vacelive/cut", 1.0)
+        peer.send("/vacelive/context_scale")
+        answer = None
+        while answer is None and time.monotonic() < deadline:
+            address, args = peer.receive()
+            if address == "/vacelive/context_scale":
+                answer = args
+        assert answer == [pytest.approx(1.5)]
+        url = f"http://127.0.0.1:{http_port}/vacelive/prompt?VALUE"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            assert json.loads(response.read()) == {"VALUE": ["a forest at dawn"]}
+        assert (presets / "from_osc.toml").is_file()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=60)
+        peer.close()
+    assert proc.returncode == 0, stderr[-3000:]
+    assert "hard cut" in stderr
