@@ -40,6 +40,7 @@ from engine.chunk import Chunk
 from engine.frames import CHUNK_FRAMES, crop_to_fill, to_rgb
 from engine.generator import Generator
 from engine.metrics import Metrics
+from engine.ratelimit import RepeatFilter
 from engine.state import ParamStore, Snapshot
 
 log = logging.getLogger(__name__)
@@ -565,6 +566,8 @@ class Engine:
         self.metrics = metrics or Metrics()
         self.max_frames = max_frames
         self.on_error = on_error
+        self._errors = RepeatFilter()
+        self._error_lock = threading.Lock()
         self.epoch = 0
         self.stopping = threading.Event()
         self.frames_q: DropOldestQueue[InputFrame] = DropOldestQueue(CHUNK_FRAMES)
@@ -606,9 +609,16 @@ class Engine:
         log.info("hard cut (epoch %d)", self.epoch)
 
     def report_error(self, message: str) -> None:
-        """Log an error, keep it for status, and pass it to the error callback (OSC)."""
-        log.error(message)
+        """Log an error, keep it for status, and pass it to the error callback (OSC).
+
+        The same message again within a few seconds (a source that keeps failing to open) is
+        neither logged nor sent again.
+        """
         self.metrics.last_error = message
+        with self._error_lock:
+            if not self._errors.fresh(message):
+                return
+        log.error(message)
         if self.on_error is not None:
             try:
                 self.on_error(message)

@@ -24,9 +24,12 @@ from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.osc_server import BlockingOSCUDPServer
 
 from engine.params import OSC_PREFIX, Kind, Param, ParamError
+from engine.ratelimit import LogLimiter
 from engine.state import ParamStore
 
 log = logging.getLogger(__name__)
+refusals = LogLimiter(log)
+"""Refused messages are logged at most a few a second (a flood must not flood the terminal)."""
 
 ERROR_ADDRESS = OSC_PREFIX + "error"
 STATUS_PREFIX = OSC_PREFIX + "status/"
@@ -73,7 +76,7 @@ class _SafeDispatcher(Dispatcher):
             return super().call_handlers_for_packet(data, client_address)
         except Exception as exc:
             self._on_malformed()
-            log.warning("malformed OSC packet from %s dropped: %s", client_address[0], exc)
+            refusals.log(logging.WARNING, "malformed OSC packet from %s dropped: %s", client_address[0], exc)
             return []
 
 
@@ -105,7 +108,8 @@ class OscControl:
             return self._apply(param, address, args)
         except ParamError as exc:
             self.refused += 1
-            log.warning("OSC %s from %s:%s refused: %s", address, client[0], client[1], exc)
+            refusals.log(logging.WARNING, "OSC %s from %s:%s refused: %s", address[:MAX_ERROR_TEXT], client[0],
+                         client[1], exc)
             return _error_reply(address, str(exc))
         except Exception as exc:  # never let a message take the server down
             self.refused += 1
@@ -132,7 +136,8 @@ class OscControl:
     def _unknown(self, client: tuple[str, int], address: str, *args: Any) -> Reply:
         self.received += 1
         self.refused += 1
-        log.warning("OSC unknown address %r from %s:%s", address[:MAX_ERROR_TEXT], client[0], client[1])
+        refusals.log(logging.WARNING, "OSC unknown address %r from %s:%s", address[:MAX_ERROR_TEXT], client[0],
+                     client[1])
         return _error_reply(address, "unknown address")
 
 
@@ -144,7 +149,7 @@ class _Server(BlockingOSCUDPServer):
     def verify_request(self, request: Any, client_address: tuple[str, int]) -> bool:
         if not self.control.allowed(client_address[0]):
             self.control.refused += 1
-            log.warning("OSC from %s refused: not in the allow-list", client_address[0])
+            refusals.log(logging.WARNING, "OSC from %s refused: not in the allow-list", client_address[0])
             return False
         return super().verify_request(request, client_address)
 
