@@ -19,7 +19,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 TORCH = os.environ.get("VACELIVE_TORCH", "torch==2.13.0")
-EXTRAS = {"demo": "", "setup": "[dev]", "test": "[dev,ndi]"}
+EXTRAS = {"demo": "", "setup": "[dev]", "test": "[dev,ndi,pose]"}
+MEDIAPIPE = "mediapipe>=0.10.30"
+"""Installed with --no-deps for the pose extra: its own requirements pull opencv-contrib-python."""
 
 
 def venv_python() -> Path:
@@ -43,6 +45,8 @@ def setup(extras: str) -> Path:
     run(python, "-m", "pip", "install", "--quiet", "--upgrade", "pip")
     run(python, "-m", "pip", "install", "--quiet", TORCH)
     run(python, "-m", "pip", "install", "--quiet", "-e", f".{extras}")
+    if "pose" in extras:
+        run(python, "-m", "pip", "install", "--quiet", "--no-deps", MEDIAPIPE)
     return python
 
 
