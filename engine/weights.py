@@ -30,7 +30,11 @@ try:
 except ImportError:  # Python 3.10
     import tomli as tomllib
 
+import torch
+from torch import nn
+
 from .model.config import CONFIGS
+from .model.model import WanModel
 from .model.loading import (
     check_shapes,
     config_from_shapes,
@@ -131,20 +135,77 @@ def check_lora(path: Path) -> list[str]:
     return problems + (best or [])
 
 
+def module_shapes(build: Callable[[], nn.Module]) -> dict[str, tuple[int, ...]]:
+    """Parameter and buffer shapes of the module ``build()`` makes, built on the meta device."""
+    with torch.device("meta"):
+        module = build()
+    return {k: tuple(v.shape) for k, v in module.state_dict().items()}
+
+
 def check_vace(path: Path) -> list[str]:
-    """List the ``vace_*`` keys and shapes (their module is defined elsewhere)."""
-    shapes = read_shapes(path)[0]
-    vace = {k: s for k, s in shapes.items() if k.startswith("vace_")}
-    for k, s in sorted(vace.items()):
-        print(f"    {k} {list(s)}")
-    print(f"    {len(vace)} vace_* tensors, {len(shapes) - len(vace)} other tensors")
-    return [] if vace else ["no vace_* keys in this file"]
+    """Compare the file's ``vace_*`` keys with the VACE branch of the model size they fit."""
+    from .vace import VaceBranch, default_vace_layers
+
+    shapes = {k: s for k, s in read_shapes(path)[0].items() if k.startswith("vace_")}
+    if not shapes:
+        return ["no vace_* keys in this file"]
+    dim = shapes.get("vace_patch_embedding.weight", (0,))[0]
+    cfg = next((c for c in CONFIGS.values() if c.dim == dim), None)
+    if cfg is None:
+        return [f"vace_patch_embedding.weight has width {dim}, which fits no known model size"]
+    name = next(n for n, c in CONFIGS.items() if c == cfg)
+    layers = default_vace_layers(cfg.num_layers)
+    print(f"    VACE for Wan2.1 {name}: {len(layers)} blocks after layers {list(layers)}")
+
+    def branch() -> nn.Module:
+        return VaceBranch(WanModel(cfg).blocks, layers, cfg.dim, cfg.patch_size)
+
+    return check_shapes(module_shapes(branch), shapes)
+
+
+def _checker(label: str, build: Callable[[], nn.Module]) -> Callable[[Path], list[str]]:
+    """A checker comparing a file's keys and shapes with the module ``build()`` makes."""
+
+    def check(path: Path) -> list[str]:
+        print(f"    compared with: {label}")
+        return check_shapes(module_shapes(build), read_shapes(path)[0])
+
+    check.__doc__ = f"Compare the file's keys and shapes with the {label}."
+    return check
+
+
+def _wan_vae() -> nn.Module:
+    from .vae import WAN_VAE_CONFIGS, WanVAE
+
+    return WanVAE(WAN_VAE_CONFIGS["real"])
+
+
+def _taew() -> nn.Module:
+    from .vae import TAEW, TAEW_CONFIGS
+
+    return TAEW(TAEW_CONFIGS["real"])
+
+
+def _umt5() -> nn.Module:
+    from .text import T5_CONFIGS, UMT5Encoder
+
+    return UMT5Encoder(T5_CONFIGS["real"])
+
+
+def _depth() -> nn.Module:
+    from annotators.depth_model import VITS, DepthAnythingV2
+
+    return DepthAnythingV2(VITS)
 
 
 CHECKERS: dict[str, Callable[[Path], list[str]]] = {
     "dit": check_dit,
     "lora": check_lora,
     "vace": check_vace,
+    "vae": _checker("Wan2.1 VAE", _wan_vae),
+    "tae": _checker("TAEW2.1", _taew),
+    "t5": _checker("umT5-XXL encoder", _umt5),
+    "depth": _checker("Depth Anything V2 Small", _depth),
 }
 
 

@@ -186,8 +186,11 @@ def test_manifest_paths_and_missing_roles(tmp_path):
 def test_weights_check_good_folder(tmp_path, capsys):
     model = _model()
     torch.save({"generator_ema": {"model." + k: v for k, v in model.state_dict().items()}}, tmp_path / "sf.pt")
-    vace = dict(model.state_dict())
-    vace["vace_blocks.0.before_proj.weight"] = torch.zeros(64, 64)
+    from engine.vace import VaceBranch, default_vace_layers
+
+    cfg = CONFIGS["tiny"]
+    branch = VaceBranch(model.blocks, default_vace_layers(cfg.num_layers), cfg.dim, cfg.patch_size)
+    vace = dict(model.state_dict()) | {k: v.contiguous() for k, v in branch.state_dict().items()}
     save_file(vace, str(tmp_path / "vace.safetensors"))
     (tmp_path / "umt5-xxl").mkdir()
     (tmp_path / "umt5-xxl" / "tokenizer.json").write_text("{}")
@@ -204,7 +207,7 @@ def test_weights_check_good_folder(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "tiny" in out and "69 tensors (float32 x69)" in out
     assert "1 LoRA pairs, rank [4]" in out
-    assert "vace_blocks.0.before_proj.weight [64, 64]" in out
+    assert "VACE for Wan2.1 tiny: 1 blocks after layers [0]" in out
     assert "result: all good" in out
 
 
