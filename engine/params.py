@@ -329,8 +329,8 @@ REGISTRY = Registry([
     # --- server -------------------------------------------------------------------------------
     Param("osc_host", S, "127.0.0.1", "Address the OSC server binds to.", applies=RESTART,
           group="server", in_presets=False),
-    Param("osc_port", I, 9000, "OSC UDP port.", applies=RESTART, group="server", minimum=1, maximum=65535,
-          in_presets=False),
+    Param("osc_port", I, 9000, "OSC UDP port (0 = a free port chosen by the system, logged at start).",
+          applies=RESTART, group="server", minimum=0, maximum=65535, in_presets=False),
     Param("osc_reply", S, "", "host:port that receives /vacelive/status/* once a second ('' = off).",
           applies=NOW, group="server", in_presets=False),
     Param("osc_allow", L, [], "Sender addresses allowed to send OSC (empty = any).", applies=RESTART,
