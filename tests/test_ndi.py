@@ -183,3 +183,49 @@ def test_sink_clocked_by_ndi_paces_writes(ndi_name):
         sink.close()
     assert sink.frames == 11
     assert 0.15 < elapsed < 0.6  # 10 slots of 20 ms: writes are paced, not as fast as possible
+
+
+def _wait(predicate, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_engine_between_ndi_in_and_out_survives_the_sender_going_away(ndi_name):
+    """TouchDesigner -> NDI -> engine -> NDI -> TouchDesigner, with the input sender stopped and restarted."""
+    from engine.loop import Engine
+    from engine.state import ParamStore
+    from tests.fakes import ScriptedGenerator
+
+    store = ParamStore()
+    store.set("width", 64, live=False)
+    store.set("height", 64, live=False)
+    store.set("fps", FPS)
+    out_name = f"{ndi_name}-out"
+    generator = ScriptedGenerator(64, 64)
+    engine = Engine(store, generator, open_source(f"ndi:{ndi_name}", width=64, height=64, fps=FPS),
+                    [open_sink(f"ndi:{out_name}")], make_annotator=lambda n: None, make_mask_source=lambda n: None)
+    sender = Sender(ndi_name)
+    viewer = open_source(f"ndi:{out_name}", width=64, height=64, fps=FPS)
+    engine.start()
+    viewer.open()
+    try:
+        assert _read_until(viewer, lambda f: f is not None, 30) is not None, "no generated frame came back over NDI"
+        assert engine.metrics.source_state == "live"
+
+        sender.stop()  # the input goes away
+        assert _wait(lambda: engine.metrics.source_state == "lost", 15)
+        received = sum(1 for _ in range(40) if viewer.read(0.1) is not None)
+        assert received >= 15  # the engine kept publishing (its last frame) at its fps
+
+        chunks = engine.metrics.chunks_done
+        sender = Sender(ndi_name)  # and comes back under the same name
+        assert _wait(lambda: engine.metrics.source_state == "live" and engine.metrics.chunks_done > chunks, 30)
+    finally:
+        sender.stop()
+        viewer.close()
+        assert engine.stop() == []
+    assert engine.metrics.generator_errors == 0
