@@ -175,6 +175,7 @@ def cmd_presets(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from bridges import BridgeError
     from engine.app import LiveRun, build_store
     from engine.runtime import build_engine
 
@@ -186,8 +187,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         log.error("cannot start: %s", exc)
         return 2
     tui = sys.stderr.isatty() if args.tui is None else args.tui
-    run = LiveRun(store, engine, tui=tui)
-    metrics = run.run()
+    try:
+        run = LiveRun(store, engine, tui=tui)
+        metrics = run.run()
+    except (BridgeError, OSError) as exc:  # a sink or a port that cannot open: nothing is left running
+        log.error("cannot start: %s", exc)
+        return 2
     summary = metrics.summary()
     log.info("done: %s frames out, %s chunks, %s stalls, %s generator errors", summary["frames_out"],
              summary["chunks"], summary["stalls"], summary["generator_errors"])

@@ -595,10 +595,17 @@ class Engine:
         store.register_action("cut", lambda _value: self.hard_cut())
 
     def start(self) -> None:
-        """Open the sinks and start every stage."""
+        """Open every sink, then start every stage; if a sink cannot open, nothing starts."""
         fps = float(self.store.get("fps"))
-        for sink in self.sinks:
-            sink.open(self.width, self.height, fps)
+        opened: list[Sink] = []
+        try:
+            for sink in self.sinks:
+                sink.open(self.width, self.height, fps)
+                opened.append(sink)
+        except Exception:
+            for sink in opened:
+                sink.close()
+            raise
         for stage in self.stages:
             stage.start()
 
@@ -629,9 +636,10 @@ class Engine:
         """Stop every stage and join it; return the names of threads that did not end in time."""
         self.stopping.set()
         deadline = time.monotonic() + timeout
-        for stage in self.stages:
+        started = [stage for stage in self.stages if stage.ident is not None]
+        for stage in started:
             stage.join(max(0.0, deadline - time.monotonic()))
-        return [stage.name for stage in self.stages if stage.is_alive()]
+        return [stage.name for stage in started if stage.is_alive()]
 
     def wait(self, poll_s: float = 0.2) -> None:
         """Block until the engine stops (``max_frames`` reached or :meth:`stop`)."""

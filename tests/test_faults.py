@@ -144,3 +144,30 @@ def test_missing_weights_fail_before_anything_opens(tmp_path):
         [sys.executable, "-m", "engine.cli", "run", "--weights-dir", str(tmp_path / "w"), "--no-tui",
          "--osc-port", "0", "--http-port", "0"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and "vacelive-weights.toml" in result.stderr
+
+
+def _run_cli(tmp_path, *args):
+    return subprocess.run([sys.executable, "-m", "engine.cli", "run", "--no-tui", "--frames", "24", *args],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
+
+
+def test_a_sink_that_cannot_open_is_a_clear_error(tmp_path):
+    (tmp_path / "plain_file").write_text("x")
+    result = _run_cli(tmp_path, "--sink", f"file:{tmp_path / 'plain_file' / 'out.mp4'}", "--osc-port", "0",
+                      "--http-port", "0")
+    assert result.returncode == 2
+    assert "cannot start: file:" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_an_osc_port_in_use_is_a_clear_error(tmp_path):
+    import socket
+
+    taken = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    taken.bind(("127.0.0.1", 0))
+    try:
+        result = _run_cli(tmp_path, "--osc-port", str(taken.getsockname()[1]), "--http-port", "0")
+    finally:
+        taken.close()
+    assert result.returncode == 2
+    assert "cannot start" in result.stderr and "Address already in use" in result.stderr
+    assert "Traceback" not in result.stderr
