@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from functools import partial
+from typing import TypeVar
 
 from engine.loop import Engine
 from engine.state import ParamStore
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 def resolve_device(choice: str) -> str:
@@ -33,8 +37,8 @@ def load_manifest(store: ParamStore):
 def build_engine(store: ParamStore, *, max_frames: int | None = None) -> Engine:
     """Open nothing yet, but build everything; errors (missing weights, bad specs) raise here.
 
-    Weights are checked and loaded before any source or sink opens, so a missing file stops
-    the start with a clear error and no half-open devices.
+    Weights are checked and loaded (the model's and the starting annotator's) before any source
+    or sink opens, so a missing file stops the start with a clear error and no half-open devices.
     """
     import annotators
     import bridges
@@ -46,12 +50,24 @@ def build_engine(store: ParamStore, *, max_frames: int | None = None) -> Engine:
     width, height, fps = store.get("width"), store.get("height"), store.get("fps")
     source = bridges.open_source(store.get("source"), width=width, height=height, fps=fps)
     sinks = [bridges.open_sink(spec) for spec in store.get("sink")]
+    make_annotator = partial(annotators.make_annotator, weights=manifest, device=device)
+    make_mask_source = partial(annotators.make_mask_source, weights=manifest, resolve_path=store.resolve_media)
     return Engine(
         store,
         generator,
         source,
         sinks,
-        make_annotator=partial(annotators.make_annotator, weights=manifest, device=device),
-        make_mask_source=partial(annotators.make_mask_source, weights=manifest, resolve_path=store.resolve_media),
+        make_annotator=_built_first(make_annotator, store.get("annotator")),
+        make_mask_source=_built_first(make_mask_source, store.get("mask_source")),
         max_frames=max_frames,
     )
+
+
+def _built_first(factory: Callable[[str], T], name: str) -> Callable[[str], T]:
+    """Build ``name`` now (a missing model file stops the start here) and hand it out first."""
+    built = {name: factory(name)}
+
+    def make(requested: str) -> T:
+        return built.pop(requested) if requested in built else factory(requested)
+
+    return make

@@ -171,3 +171,9 @@ def test_an_osc_port_in_use_is_a_clear_error(tmp_path):
     assert result.returncode == 2
     assert "cannot start" in result.stderr and "Address already in use" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_starting_annotator_without_its_model_file_is_a_clear_error(tmp_path):
+    result = _run_cli(tmp_path, "--annotator", "depth", "--osc-port", "0", "--http-port", "0")
+    assert result.returncode == 2
+    assert "depth_anything_v2_vits.pth" in result.stderr and "Traceback" not in result.stderr
