@@ -241,7 +241,7 @@ class AnnotatorStage(_Stage):
         control = self._annotate(rgb, snapshot)
         mask = self._mask(rgb, alpha, snapshot)
         annotate_end = time.perf_counter()
-        engine.annotated_q.put(AnnotatedFrame(
+        engine.metrics.dropped_frames += engine.annotated_q.put(AnnotatedFrame(
             self._epoch, self._chunk_seq, self._position, rgb, control, mask, snapshot, item.captured_at,
         ))
         engine.metrics.record("annotate", (annotate_end - annotate_start) * 1000.0)
