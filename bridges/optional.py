@@ -6,17 +6,26 @@ import importlib
 import sys
 from types import ModuleType
 
-from bridges.base import BridgeError
+from bridges.base import BridgeError, BridgeState, Sink, Source
 
 _OS_NAMES = {"win32": "Windows", "darwin": "macOS", "linux": "Linux"}
 
 
-def require(module: str, *, platform: str | None, package: str, what: str) -> ModuleType:
-    """Import ``module`` for ``what``, or raise one clear :class:`BridgeError`.
+def require(module: str, *, platform: str | None, package: str, what: str, bridge: Source | Sink) -> ModuleType:
+    """Import ``module`` for ``bridge`` (a ``what`` bridge), or mark it FAILED and raise one clear
+    :class:`BridgeError`.
 
     ``platform`` is a ``sys.platform`` value the bridge is bound to (``None``: any); ``package``
     is the PyPI name to install.
     """
+    try:
+        return _import(module, platform=platform, package=package, what=what)
+    except BridgeError:
+        bridge.state = BridgeState.FAILED
+        raise
+
+
+def _import(module: str, *, platform: str | None, package: str, what: str) -> ModuleType:
     if platform is not None and sys.platform != platform:
         here = _OS_NAMES.get(sys.platform, sys.platform)
         raise BridgeError(

@@ -37,11 +37,7 @@ def receive_layout(dxgi_format: int) -> tuple[int, str]:
 
 def _spoutgl(bridge: Source | Sink):
     """Import the package, marking ``bridge`` FAILED when this platform cannot run it."""
-    try:
-        return require("SpoutGL", platform="win32", package="SpoutGL", what="Spout")
-    except BridgeError:
-        bridge.state = BridgeState.FAILED
-        raise
+    return require("SpoutGL", platform="win32", package="SpoutGL", what="Spout", bridge=bridge)
 
 
 class SpoutSource(Source):

@@ -33,11 +33,7 @@ def texture_layout(pixel_format: int) -> str:
 
 def _syphon(bridge: Source | Sink):
     """Import the package, marking ``bridge`` FAILED when this platform cannot run it."""
-    try:
-        return require("syphon", platform="darwin", package="syphon-python", what="Syphon")
-    except BridgeError:
-        bridge.state = BridgeState.FAILED
-        raise
+    return require("syphon", platform="darwin", package="syphon-python", what="Syphon", bridge=bridge)
 
 
 class SyphonSource(Source):

@@ -25,11 +25,7 @@ class VirtualCamSink(Sink):
 
     def open(self, width: int, height: int, fps: float) -> None:
         """Start the virtual camera; :class:`BridgeError` if pyvirtualcam or a device is missing."""
-        try:
-            pyvirtualcam = require("pyvirtualcam", platform=None, package="pyvirtualcam", what="virtualcam")
-        except BridgeError:
-            self.state = BridgeState.FAILED
-            raise
+        pyvirtualcam = require("pyvirtualcam", platform=None, package="pyvirtualcam", what="virtualcam", bridge=self)
         try:
             self._camera = pyvirtualcam.Camera(width, height, fps, fmt=pyvirtualcam.PixelFormat.RGB,
                                                device=self.device)
