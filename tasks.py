@@ -59,7 +59,7 @@ def main(argv: list[str]) -> None:
         run(python, "-m", "pytest", *argv[1:])
     elif task == "demo":
         (ROOT / "out").mkdir(exist_ok=True)
-        run(python, "-m", "engine.cli", "run", "--frames", "240", "--sink", "file:out/demo.mp4", *argv[1:])
+        run(python, "-m", "vacelive.engine.cli", "run", "--frames", "240", "--sink", "file:out/demo.mp4", *argv[1:])
         print(f"wrote {ROOT / 'out' / 'demo.mp4'}")
 
 

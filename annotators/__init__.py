@@ -11,10 +11,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from annotators.base import Annotator, MaskSource
+from vacelive.annotators.base import Annotator, MaskSource
 
 if TYPE_CHECKING:
-    from engine.weights import WeightsManifest
+    from vacelive.engine.weights import WeightsManifest
 
 ANNOTATORS: tuple[str, ...] = ("none", "passthrough", "edge", "scribble", "pose", "depth", "flow")
 """Names of the ``annotator`` choice."""
@@ -41,34 +41,34 @@ def make_annotator(
     folder holding it); ``pose`` and ``depth`` raise ``FileNotFoundError`` naming the missing
     model file. ``device`` places the depth network.
     """
-    from annotators.model_files import model_path
+    from vacelive.annotators.model_files import model_path
 
     if name == "none":
         return None
     if name == "passthrough":
-        from annotators.passthrough import PassthroughAnnotator
+        from vacelive.annotators.passthrough import PassthroughAnnotator
 
         return PassthroughAnnotator()
     if name == "edge":
-        from annotators.edge import EdgeAnnotator
+        from vacelive.annotators.edge import EdgeAnnotator
 
         return EdgeAnnotator()
     if name == "scribble":
-        from annotators.scribble import ScribbleAnnotator
+        from vacelive.annotators.scribble import ScribbleAnnotator
 
         return ScribbleAnnotator()
     if name == "flow":
-        from annotators.flow import FlowAnnotator
+        from vacelive.annotators.flow import FlowAnnotator
 
         return FlowAnnotator()
     if name == "pose":
-        from annotators.pose import PoseAnnotator
+        from vacelive.annotators.pose import PoseAnnotator
 
         return PoseAnnotator(model_path(weights, "pose"))
     if name == "depth":
         path = model_path(weights, "depth")
-        from annotators.depth import DepthAnnotator
-        from annotators.depth_model import load_depth_anything
+        from vacelive.annotators.depth import DepthAnnotator
+        from vacelive.annotators.depth_model import load_depth_anything
 
         return DepthAnnotator(load_depth_anything(path), device=device)
     raise ValueError(f"unknown annotator {name!r}; expected one of {ANNOTATORS}")
@@ -85,8 +85,8 @@ def make_mask_source(
     ``resolve_path`` turns the ``mask_image`` setting into a file path (the engine confines it
     to its media folders); ``person`` needs the segmenter model file from ``weights``.
     """
-    from annotators import masks
-    from annotators.model_files import model_path
+    from vacelive.annotators import masks
+    from vacelive.annotators.model_files import model_path
 
     if name == "none":
         return None
@@ -99,7 +99,7 @@ def make_mask_source(
     if name in simple:
         return simple[name]()
     if name == "person":
-        from annotators.person import PersonMask
+        from vacelive.annotators.person import PersonMask
 
         return PersonMask(model_path(weights, "segmenter"))
     raise ValueError(f"unknown mask source {name!r}; expected one of {MASK_SOURCES}")

@@ -15,9 +15,9 @@ import cv2
 import numpy as np
 import torch
 
-from annotators.base import Annotator
-from annotators.depth_model import DepthAnythingV2
-from annotators.settings import check_frames, get_float
+from vacelive.annotators.base import Annotator
+from vacelive.annotators.depth_model import DepthAnythingV2
+from vacelive.annotators.settings import check_frames, get_float
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

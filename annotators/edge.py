@@ -8,8 +8,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from annotators.base import Annotator
-from annotators.settings import check_frames, get_int
+from vacelive.annotators.base import Annotator
+from vacelive.annotators.settings import check_frames, get_int
 
 
 def canny_edges(frame: np.ndarray, low: int, high: int) -> np.ndarray:

@@ -14,8 +14,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from annotators.base import Annotator
-from annotators.settings import check_frames, get_str
+from vacelive.annotators.base import Annotator
+from vacelive.annotators.settings import check_frames, get_str
 
 FLOW_METHODS = ("dis", "farneback")
 """Values of the ``flow_method`` setting."""

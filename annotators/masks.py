@@ -14,8 +14,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from annotators.base import MaskSource
-from annotators.settings import (
+from vacelive.annotators.base import MaskSource
+from vacelive.annotators.settings import (
     check_frames,
     get_bool,
     get_float,
@@ -23,7 +23,7 @@ from annotators.settings import (
     get_str,
     parse_hex_color,
 )
-from engine.frames import crop_to_fill
+from vacelive.engine.frames import crop_to_fill
 
 CHROMA_SOFTENING = 8.0
 """Added to each channel before computing chromaticity, so near-black noise reads as grey."""

@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from annotators.base import Annotator
-from annotators.settings import check_frames
+from vacelive.annotators.base import Annotator
+from vacelive.annotators.settings import check_frames
 
 
 class PassthroughAnnotator(Annotator):

@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from annotators.masks import KeyedMaskSource
-from annotators.settings import get_float
+from vacelive.annotators.masks import KeyedMaskSource
+from vacelive.annotators.settings import get_float
 
 FRAME_INTERVAL_MS = 33
 """Timestamp step between frames fed to the segmenter in VIDEO mode."""

@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from annotators.base import Annotator
-from annotators.pose_drawing import draw_openpose
-from annotators.settings import check_frames, get_bool
+from vacelive.annotators.base import Annotator
+from vacelive.annotators.pose_drawing import draw_openpose
+from vacelive.annotators.settings import check_frames, get_bool
 
 BLAZEPOSE_TO_OPENPOSE: tuple[int | None, ...] = (
     0, None, 12, 14, 16, 11, 13, 15, 24, 26, 28, 23, 25, 27, 5, 2, 8, 7,

@@ -10,7 +10,6 @@ depth network (ViT-S, input 518) runs with random weights: the speed is the same
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -19,11 +18,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from annotators import make_annotator, make_mask_source  # noqa: E402
-from annotators.pose import render_people  # noqa: E402
-from engine.frames import CHUNK_FRAMES  # noqa: E402
+from vacelive.annotators import make_annotator, make_mask_source
+from vacelive.annotators.pose import render_people
+from vacelive.engine.frames import CHUNK_FRAMES
 
 
 def moving_texture(n: int, height: int, width: int, seed: int = 0) -> np.ndarray:
@@ -72,8 +69,8 @@ def main() -> None:
     if args.torch_threads:
         torch.set_num_threads(args.torch_threads)
 
-    from annotators.depth import DepthAnnotator
-    from annotators.depth_model import TINY, VITS, DepthAnythingV2
+    from vacelive.annotators.depth import DepthAnnotator
+    from vacelive.annotators.depth_model import TINY, VITS, DepthAnythingV2
 
     frames = moving_texture(CHUNK_FRAMES * args.chunks, args.height, args.width)
     chunks = [frames[i : i + CHUNK_FRAMES] for i in range(0, len(frames), CHUNK_FRAMES)]

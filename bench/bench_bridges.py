@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import tempfile
 import threading
 import time
@@ -25,11 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from bridges import open_sink, open_source  # noqa: E402
-from bridges.convert import rgb_to_uyvy, uyvy_to_rgb  # noqa: E402
-from bridges.testpattern import TestPattern, read_stamp  # noqa: E402
+from vacelive.bridges import open_sink, open_source
+from vacelive.bridges.convert import rgb_to_uyvy, uyvy_to_rgb
+from vacelive.bridges.testpattern import TestPattern, read_stamp
 
 FAST = 1e4  # fps high enough that pacing never sleeps
 
@@ -96,7 +93,7 @@ def bench(width: int, height: int, frames: int, ndi: bool) -> list[tuple[str, fl
 def bench_ndi(clip: list[np.ndarray], width: int, height: int) -> list[tuple[str, float]]:
     """NDI sender write cost, and write -> read latency of a 30 fps clocked stream on loopback."""
     if "NDI_CONFIG_DIR" not in os.environ:
-        from bridges.ndi import write_ndi_config
+        from vacelive.bridges.ndi import write_ndi_config
 
         folder = tempfile.mkdtemp(prefix="vacelive-ndi-")
         write_ndi_config(folder, "127.0.0.1")

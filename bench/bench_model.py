@@ -15,15 +15,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from engine.model import CONFIGS, CausalGenerator, WanModel  # noqa: E402
+from vacelive.engine.model import CONFIGS, CausalGenerator, WanModel
 
 FRAMES_PER_CHUNK_OUT = 12
 

@@ -11,17 +11,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-import annotators  # noqa: E402
-import bridges  # noqa: E402
-from engine.app import build_store  # noqa: E402
-from engine.loop import Engine  # noqa: E402
-from engine.pipeline import build_generator  # noqa: E402
+from vacelive import annotators
+from vacelive import bridges
+from vacelive.engine.app import build_store
+from vacelive.engine.loop import Engine
+from vacelive.engine.pipeline import build_generator
 
 
 def rss_mb() -> float:

@@ -21,16 +21,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from engine.model import CONFIGS, CausalGenerator, WanModel  # noqa: E402
-from engine.vace import (  # noqa: E402
+from vacelive.engine.model import CONFIGS, CausalGenerator, WanModel
+from vacelive.engine.vace import (
     EXTRAS_KEY,
     VaceBranch,
     VaceConditioning,
@@ -38,7 +34,7 @@ from engine.vace import (  # noqa: E402
     attach_vace,
     default_vace_layers,
 )
-from engine.vae import TAEW, TAEW_CONFIGS, WAN_VAE_CONFIGS, WanVAE  # noqa: E402
+from vacelive.engine.vae import TAEW, TAEW_CONFIGS, WAN_VAE_CONFIGS, WanVAE
 
 FRAMES_PER_CHUNK_OUT = 12
 

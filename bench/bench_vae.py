@@ -13,7 +13,7 @@ import time
 
 import torch
 
-from engine.vae import TAEW, TAEW_CONFIGS, WAN_VAE_CONFIGS, WanVAE
+from vacelive.engine.vae import TAEW, TAEW_CONFIGS, WAN_VAE_CONFIGS, WanVAE
 
 
 def _sync(device: torch.device) -> None:

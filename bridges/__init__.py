@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import importlib
 
-from bridges.base import BridgeError, BridgeState, Sink, Source
-from bridges.spec import Spec, parse_spec
+from vacelive.bridges.base import BridgeError, BridgeState, Sink, Source
+from vacelive.bridges.spec import Spec, parse_spec
 
 SOURCE_SCHEMES: tuple[tuple[str, str], ...] = (
     ("testpattern", "animated pattern with a frame-counter stamp (testpattern?moving=0: still shapes)"),
@@ -38,21 +38,21 @@ SINK_SCHEMES: tuple[tuple[str, str], ...] = (
 """Sink schemes and a one-line description of each (CLI help, docs)."""
 
 _SOURCES = {
-    "testpattern": "bridges.testpattern:TestPatternSource",
-    "file": "bridges.files:FileSource",
-    "images": "bridges.images:ImagesSource",
-    "camera": "bridges.camera:CameraSource",
-    "ndi": "bridges.ndi:NDISource",
-    "spout": "bridges.spout:SpoutSource",
-    "syphon": "bridges.syphon:SyphonSource",
+    "testpattern": "vacelive.bridges.testpattern:TestPatternSource",
+    "file": "vacelive.bridges.files:FileSource",
+    "images": "vacelive.bridges.images:ImagesSource",
+    "camera": "vacelive.bridges.camera:CameraSource",
+    "ndi": "vacelive.bridges.ndi:NDISource",
+    "spout": "vacelive.bridges.spout:SpoutSource",
+    "syphon": "vacelive.bridges.syphon:SyphonSource",
 }
 _SINKS = {
-    "file": "bridges.files:FileSink",
-    "ndi": "bridges.ndi:NDISink",
-    "spout": "bridges.spout:SpoutSink",
-    "syphon": "bridges.syphon:SyphonSink",
-    "virtualcam": "bridges.virtualcam:VirtualCamSink",
-    "null": "bridges.null:NullSink",
+    "file": "vacelive.bridges.files:FileSink",
+    "ndi": "vacelive.bridges.ndi:NDISink",
+    "spout": "vacelive.bridges.spout:SpoutSink",
+    "syphon": "vacelive.bridges.syphon:SyphonSink",
+    "virtualcam": "vacelive.bridges.virtualcam:VirtualCamSink",
+    "null": "vacelive.bridges.null:NullSink",
 }
 _NO_ARGUMENT = ("testpattern", "virtualcam", "null")
 

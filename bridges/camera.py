@@ -8,8 +8,8 @@ import time
 import cv2
 import numpy as np
 
-from bridges.base import BridgeError, BridgeState, Source
-from bridges.spec import Spec
+from vacelive.bridges.base import BridgeError, BridgeState, Source
+from vacelive.bridges.spec import Spec
 
 log = logging.getLogger(__name__)
 

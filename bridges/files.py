@@ -11,9 +11,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from bridges.base import BridgeError, BridgeState, Sink, Source
-from bridges.pacing import FrameClock
-from bridges.spec import Spec
+from vacelive.bridges.base import BridgeError, BridgeState, Sink, Source
+from vacelive.bridges.pacing import FrameClock
+from vacelive.bridges.spec import Spec
 
 log = logging.getLogger(__name__)
 

@@ -9,9 +9,9 @@ import time
 import cv2
 import numpy as np
 
-from bridges.base import BridgeError, BridgeState, Source
-from bridges.pacing import FrameClock
-from bridges.spec import Spec
+from vacelive.bridges.base import BridgeError, BridgeState, Source
+from vacelive.bridges.pacing import FrameClock
+from vacelive.bridges.spec import Spec
 
 log = logging.getLogger(__name__)
 

@@ -18,9 +18,9 @@ from types import ModuleType
 
 import numpy as np
 
-from bridges.base import BridgeError, BridgeState, Sink, Source
-from bridges.convert import to_rgb
-from bridges.spec import Spec
+from vacelive.bridges.base import BridgeError, BridgeState, Sink, Source
+from vacelive.bridges.convert import to_rgb
+from vacelive.bridges.spec import Spec
 
 log = logging.getLogger(__name__)
 

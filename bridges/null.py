@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from bridges.base import BridgeError, BridgeState, Sink
-from bridges.spec import Spec
+from vacelive.bridges.base import BridgeError, BridgeState, Sink
+from vacelive.bridges.spec import Spec
 
 
 class NullSink(Sink):

@@ -6,7 +6,7 @@ import importlib
 import sys
 from types import ModuleType
 
-from bridges.base import BridgeError, BridgeState, Sink, Source
+from vacelive.bridges.base import BridgeError, BridgeState, Sink, Source
 
 _OS_NAMES = {"win32": "Windows", "darwin": "macOS", "linux": "Linux"}
 

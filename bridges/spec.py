@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl
 
-from bridges.base import BridgeError
+from vacelive.bridges.base import BridgeError
 
 
 @dataclass(frozen=True)

@@ -13,10 +13,10 @@ import time
 
 import numpy as np
 
-from bridges.base import BridgeError, BridgeState, Sink, Source
-from bridges.convert import to_rgb
-from bridges.optional import require
-from bridges.spec import Spec
+from vacelive.bridges.base import BridgeError, BridgeState, Sink, Source
+from vacelive.bridges.convert import to_rgb
+from vacelive.bridges.optional import require
+from vacelive.bridges.spec import Spec
 
 GL_RGB = 0x1907
 GL_RGBA = 0x1908

@@ -13,10 +13,10 @@ import time
 
 import numpy as np
 
-from bridges.base import BridgeError, BridgeState, Sink, Source
-from bridges.convert import rgb_to_rgba, to_rgb
-from bridges.optional import require
-from bridges.spec import Spec
+from vacelive.bridges.base import BridgeError, BridgeState, Sink, Source
+from vacelive.bridges.convert import rgb_to_rgba, to_rgb
+from vacelive.bridges.optional import require
+from vacelive.bridges.spec import Spec
 
 MTL_PIXEL_FORMAT_RGBA8 = 70
 MTL_PIXEL_FORMAT_BGRA8 = 80

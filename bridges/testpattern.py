@@ -15,9 +15,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from bridges.base import BridgeState, Source
-from bridges.pacing import FrameClock
-from bridges.spec import Spec
+from vacelive.bridges.base import BridgeState, Source
+from vacelive.bridges.pacing import FrameClock
+from vacelive.bridges.spec import Spec
 
 STAMP_BITS = 24
 """Width of the counter; it wraps at ``2**24`` (about 3.2 days at 60 fps)."""

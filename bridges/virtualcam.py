@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from bridges.base import BridgeError, BridgeState, Sink
-from bridges.optional import require
-from bridges.spec import Spec
+from vacelive.bridges.base import BridgeError, BridgeState, Sink
+from vacelive.bridges.optional import require
+from vacelive.bridges.spec import Spec
 
 
 class VirtualCamSink(Sink):

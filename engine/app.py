@@ -13,13 +13,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from engine.loop import Engine
-from engine.metrics import Metrics
-from engine.osc import OscControl, OscServer, StatusSender
-from engine.oscquery import OscQueryServer
-from engine.params import MODEL_DEFAULTS, REGISTRY, ParamError
-from engine.presets import PresetError, load_preset, preset_path, save_preset
-from engine.state import ParamStore
+from vacelive.engine.loop import Engine
+from vacelive.engine.metrics import Metrics
+from vacelive.engine.osc import OscControl, OscServer, StatusSender
+from vacelive.engine.oscquery import OscQueryServer
+from vacelive.engine.params import MODEL_DEFAULTS, REGISTRY, ParamError
+from vacelive.engine.presets import PresetError, load_preset, preset_path, save_preset
+from vacelive.engine.state import ParamStore
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +113,7 @@ class LiveRun:
         self.stuck: list[str] = []
         self.display = None
         if tui:
-            from engine.console import LiveDisplay
+            from vacelive.engine.console import LiveDisplay
 
             self.display = LiveDisplay(engine.metrics.summary, "vacelive")
         install_preset_actions(store)

@@ -23,10 +23,10 @@ from typing import Any
 
 import numpy as np
 
-from bridges.base import BridgeState, Sink, Source
-from bridges.testpattern import read_stamp, write_stamp
-from engine.chunk import Chunk
-from engine.frames import CHUNK_FRAMES
+from vacelive.bridges.base import BridgeState, Sink, Source
+from vacelive.bridges.testpattern import read_stamp, write_stamp
+from vacelive.engine.chunk import Chunk
+from vacelive.engine.frames import CHUNK_FRAMES
 
 BENCH_SCRIPTS = ("bench_model.py", "bench_vae.py", "bench_vace.py", "bench_annotators.py", "bench_bridges.py")
 
@@ -160,12 +160,12 @@ def _peak_rss_mb() -> float | None:
 
 def run_bench(overrides: dict[str, Any], seconds: float, warmup_s: float) -> BenchResult:
     """Run the engine for ``warmup_s + seconds`` and measure the last ``seconds``."""
-    import bridges
-    from engine.app import build_store
-    from engine.loop import Engine
-    from engine.pipeline import build_generator
-    from engine.runtime import load_manifest, resolve_device
-    import annotators
+    from vacelive import bridges
+    from vacelive.engine.app import build_store
+    from vacelive.engine.loop import Engine
+    from vacelive.engine.pipeline import build_generator
+    from vacelive.engine.runtime import load_manifest, resolve_device
+    from vacelive import annotators
 
     store = build_store(overrides=dict(overrides, source="testpattern", sink=["null"]))
     device = resolve_device(store.get("device"))

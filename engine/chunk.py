@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.state import Snapshot
+from vacelive.engine.state import Snapshot
 
 
 @dataclass

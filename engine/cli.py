@@ -15,8 +15,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from engine.params import REGISTRY, Kind, Param, ParamError
-from engine.presets import PresetError, list_presets
+from vacelive.engine.params import REGISTRY, Kind, Param, ParamError
+from vacelive.engine.presets import PresetError, list_presets
 
 log = logging.getLogger("vacelive")
 
@@ -175,9 +175,9 @@ def cmd_presets(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from bridges import BridgeError
-    from engine.app import LiveRun, build_store
-    from engine.runtime import build_engine
+    from vacelive.bridges import BridgeError
+    from vacelive.engine.app import LiveRun, build_store
+    from vacelive.engine.runtime import build_engine
 
     overrides = {p.name: getattr(args, p.name) for p in REGISTRY if hasattr(args, p.name)}
     try:
@@ -205,20 +205,20 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from engine.bench import bench_main
+    from vacelive.engine.bench import bench_main
 
     return bench_main(args)
 
 
 def cmd_weights(args: argparse.Namespace) -> int:
-    from engine.weights import weights_check
+    from vacelive.engine.weights import weights_check
 
     return weights_check(args.dir)
 
 
 def cmd_prompts(args: argparse.Namespace) -> int:
-    from engine.text import prompts_encode
-    from engine.weights import MANIFEST_NAME, WeightsManifest
+    from vacelive.engine.text import prompts_encode
+    from vacelive.engine.weights import MANIFEST_NAME, WeightsManifest
 
     weights: Path = Path(args.weights_dir)
     tokenizer = None

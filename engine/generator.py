@@ -6,7 +6,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from engine.chunk import Chunk
+from vacelive.engine.chunk import Chunk
 
 
 @runtime_checkable

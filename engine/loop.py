@@ -34,14 +34,14 @@ from typing import Generic, TypeVar
 
 import numpy as np
 
-from annotators.base import Annotator, MaskSource
-from bridges.base import BridgeError, BridgeState, Sink, Source
-from engine.chunk import Chunk
-from engine.frames import CHUNK_FRAMES, crop_to_fill, to_rgb
-from engine.generator import Generator
-from engine.metrics import Metrics
-from engine.ratelimit import RepeatFilter
-from engine.state import ParamStore, Snapshot
+from vacelive.annotators.base import Annotator, MaskSource
+from vacelive.bridges.base import BridgeError, BridgeState, Sink, Source
+from vacelive.engine.chunk import Chunk
+from vacelive.engine.frames import CHUNK_FRAMES, crop_to_fill, to_rgb
+from vacelive.engine.generator import Generator
+from vacelive.engine.metrics import Metrics
+from vacelive.engine.ratelimit import RepeatFilter
+from vacelive.engine.state import ParamStore, Snapshot
 
 log = logging.getLogger(__name__)
 

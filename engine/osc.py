@@ -23,9 +23,9 @@ from pythonosc.dispatcher import Dispatcher
 from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.osc_server import BlockingOSCUDPServer
 
-from engine.params import OSC_PREFIX, Kind, Param, ParamError
-from engine.ratelimit import LogLimiter
-from engine.state import ParamStore
+from vacelive.engine.params import OSC_PREFIX, Kind, Param, ParamError
+from vacelive.engine.ratelimit import LogLimiter
+from vacelive.engine.state import ParamStore
 
 log = logging.getLogger(__name__)
 refusals = LogLimiter(log)

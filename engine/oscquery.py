@@ -16,9 +16,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from engine.osc import osc_value
-from engine.params import Kind, Param
-from engine.state import ParamStore
+from vacelive.engine.osc import osc_value
+from vacelive.engine.params import Kind, Param
+from vacelive.engine.state import ParamStore
 
 log = logging.getLogger(__name__)
 

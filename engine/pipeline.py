@@ -21,12 +21,12 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from engine.chunk import Chunk
-from engine.model import CONFIGS, CausalGenerator, WanModel, load_model
-from engine.state import ParamStore
-from engine.text import PromptCache, PromptConditioner, make_text_encoder
-from engine.vace import VaceBranch, VaceController, attach_vace, default_vace_layers, graft_vace
-from engine.vae import VideoAutoencoder, make_autoencoder
+from vacelive.engine.chunk import Chunk
+from vacelive.engine.model import CONFIGS, CausalGenerator, WanModel, load_model
+from vacelive.engine.state import ParamStore
+from vacelive.engine.text import PromptCache, PromptConditioner, make_text_encoder
+from vacelive.engine.vace import VaceBranch, VaceController, attach_vace, default_vace_layers, graft_vace
+from vacelive.engine.vae import VideoAutoencoder, make_autoencoder
 
 log = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ from typing import Any
 
 import tomli_w
 
-from engine.params import REGISTRY, ParamError, Registry
+from vacelive.engine.params import REGISTRY, ParamError, Registry
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -7,8 +7,8 @@ from collections.abc import Callable
 from functools import partial
 from typing import TypeVar
 
-from engine.loop import Engine
-from engine.state import ParamStore
+from vacelive.engine.loop import Engine
+from vacelive.engine.state import ParamStore
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,7 @@ def load_manifest(store: ParamStore):
     weights_dir = store.get("weights_dir")
     if not weights_dir:
         return None
-    from engine.weights import WeightsManifest
+    from vacelive.engine.weights import WeightsManifest
 
     return WeightsManifest.load(weights_dir)
 
@@ -40,9 +40,9 @@ def build_engine(store: ParamStore, *, max_frames: int | None = None) -> Engine:
     Weights are checked and loaded (the model's and the starting annotator's) before any source
     or sink opens, so a missing file stops the start with a clear error and no half-open devices.
     """
-    import annotators
-    import bridges
-    from engine.pipeline import build_generator
+    from vacelive import annotators
+    from vacelive import bridges
+    from vacelive.engine.pipeline import build_generator
 
     device = resolve_device(store.get("device"))
     manifest = load_manifest(store)

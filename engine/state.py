@@ -9,8 +9,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from engine.params import REGISTRY, Applies, Kind, Param, ParamError, Registry
-from engine.paths import PathRefused, confined_path
+from vacelive.engine.params import REGISTRY, Applies, Kind, Param, ParamError, Registry
+from vacelive.engine.paths import PathRefused, confined_path
 
 log = logging.getLogger(__name__)
 

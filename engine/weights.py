@@ -193,7 +193,7 @@ def _umt5() -> nn.Module:
 
 
 def _depth() -> nn.Module:
-    from annotators.depth_model import VITS, DepthAnythingV2
+    from vacelive.annotators.depth_model import VITS, DepthAnythingV2
 
     return DepthAnythingV2(VITS)
 

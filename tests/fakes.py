@@ -7,8 +7,8 @@ import time
 
 import numpy as np
 
-from bridges.base import BridgeState, Sink, Source
-from engine.chunk import Chunk
+from vacelive.bridges.base import BridgeState, Sink, Source
+from vacelive.engine.chunk import Chunk
 
 
 class CountingSource(Source):

@@ -6,10 +6,10 @@ import cv2
 import numpy as np
 import pytest
 
-import annotators
-from annotators import ANNOTATORS, MASK_SOURCES, make_annotator, make_mask_source
-from annotators.base import Annotator, MaskSource
-from annotators.flow import FlowAnnotator, compute_flow, flow_to_rgb, make_colorwheel
+from vacelive import annotators
+from vacelive.annotators import ANNOTATORS, MASK_SOURCES, make_annotator, make_mask_source
+from vacelive.annotators.base import Annotator, MaskSource
+from vacelive.annotators.flow import FlowAnnotator, compute_flow, flow_to_rgb, make_colorwheel
 
 H, W = 96, 160
 
@@ -195,7 +195,7 @@ def test_import_is_cheap() -> None:
     import sys
 
     code = (
-        "import annotators, sys; "
+        "import vacelive.annotators as annotators, sys; "
         "print(sorted(m for m in ('torch', 'mediapipe') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

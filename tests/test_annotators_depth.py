@@ -8,9 +8,9 @@ import pytest
 import torch
 from torch import nn
 
-from annotators import make_annotator
-from annotators.depth import DepthAnnotator, DepthRange, network_size
-from annotators.depth_model import TINY, VITS, DepthAnythingV2, load_depth_anything
+from vacelive.annotators import make_annotator
+from vacelive.annotators.depth import DepthAnnotator, DepthRange, network_size
+from vacelive.annotators.depth_model import TINY, VITS, DepthAnythingV2, load_depth_anything
 
 
 @pytest.fixture(scope="module")

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from hypothesis import given, settings as hsettings, strategies as st
 
-from annotators import make_mask_source
-from annotators.masks import feather
-from annotators.settings import parse_hex_color
+from vacelive.annotators import make_mask_source
+from vacelive.annotators.masks import feather
+from vacelive.annotators.settings import parse_hex_color
 
 H, W = 48, 80
 HARD = {"mask_feather": 0}

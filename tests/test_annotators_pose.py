@@ -5,14 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from annotators.pose import (
+from vacelive.annotators.pose import (
     BLAZEPOSE_TO_OPENPOSE,
     blazepose_face,
     blazepose_hands,
     blazepose_to_openpose,
     render_people,
 )
-from annotators.pose_drawing import BODY_COLORS, HAND_JOINT_COLOR, LIMB_DIM, LIMBS, draw_openpose
+from vacelive.annotators.pose_drawing import BODY_COLORS, HAND_JOINT_COLOR, LIMB_DIM, LIMBS, draw_openpose
 
 H, W = 400, 300
 
@@ -136,7 +136,7 @@ def test_render_people() -> None:
 
 def test_pose_annotator_reports_a_bad_model_file(tmp_path) -> None:
     pytest.importorskip("mediapipe.tasks.python.vision")
-    from annotators import make_annotator
+    from vacelive.annotators import make_annotator
 
     (tmp_path / "pose_landmarker_full.task").write_bytes(b"not a model")
     with pytest.raises(RuntimeError, match="pose_landmarker_full.task"):
@@ -144,7 +144,7 @@ def test_pose_annotator_reports_a_bad_model_file(tmp_path) -> None:
 
 
 def test_pose_annotator_draws_what_it_detects() -> None:
-    from annotators.pose import PoseAnnotator
+    from vacelive.annotators.pose import PoseAnnotator
 
     class StubPose(PoseAnnotator):
         def __init__(self) -> None:  # no mediapipe, no model file

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bridges import (
+from vacelive.bridges import (
     SINK_SCHEMES,
     SOURCE_SCHEMES,
     BridgeError,
@@ -22,8 +22,8 @@ from bridges import (
     open_source,
     parse_spec,
 )
-from bridges.testpattern import TestPattern, read_stamp, write_stamp
-from engine.frames import crop_to_fill
+from vacelive.bridges.testpattern import TestPattern, read_stamp, write_stamp
+from vacelive.engine.frames import crop_to_fill
 
 W, H = 160, 96
 
@@ -322,7 +322,7 @@ def test_syphon_elsewhere_names_macos_and_syphon_python():
 
 
 def test_ndi_without_cyndilib_is_a_clear_error(monkeypatch):
-    import bridges.ndi as ndi
+    import vacelive.bridges.ndi as ndi
 
     monkeypatch.setitem(sys.modules, "cyndilib", None)  # makes `import cyndilib` fail
     with pytest.raises(BridgeError, match="cyndilib"):

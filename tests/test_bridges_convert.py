@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bridges.convert import (
+from vacelive.bridges.convert import (
     bgra_to_rgb,
     flip_vertical,
     rgb_to_bgra,
@@ -16,7 +16,7 @@ from bridges.convert import (
     unpad_rows,
     uyvy_to_rgb,
 )
-from bridges.testpattern import TestPattern
+from vacelive.bridges.testpattern import TestPattern
 
 RNG = np.random.default_rng(0)
 
@@ -101,15 +101,15 @@ def test_uyvy_known_values_and_stride():
 
 
 def test_spout_receive_layout_follows_the_dxgi_format():
-    from bridges.spout import GL_BGRA_EXT, GL_RGBA, receive_layout
+    from vacelive.bridges.spout import GL_BGRA_EXT, GL_RGBA, receive_layout
 
     assert receive_layout(87) == (GL_BGRA_EXT, "BGRA")  # DXGI_FORMAT_B8G8R8A8_UNORM (TouchDesigner)
     assert receive_layout(28) == (GL_RGBA, "RGBA")  # DXGI_FORMAT_R8G8B8A8_UNORM
 
 
 def test_syphon_texture_layout():
-    from bridges import BridgeError
-    from bridges.syphon import texture_layout
+    from vacelive.bridges import BridgeError
+    from vacelive.bridges.syphon import texture_layout
 
     assert texture_layout(80) == "BGRA" and texture_layout(70) == "RGBA"
     with pytest.raises(BridgeError):
@@ -117,7 +117,7 @@ def test_syphon_texture_layout():
 
 
 def test_ndi_fourcc_and_name_matching():
-    from bridges.ndi import layout_of, matches
+    from vacelive.bridges.ndi import layout_of, matches
 
     assert layout_of(int.from_bytes(b"UYVY", "little")) == "UYVY"
     assert layout_of(int.from_bytes(b"BGRA", "little")) == "BGRA"

@@ -8,8 +8,8 @@ from pathlib import Path
 import av
 import pytest
 
-from engine.cli import build_parser, params_json, readme_with_params
-from engine.params import REGISTRY
+from vacelive.engine.cli import build_parser, params_json, readme_with_params
+from vacelive.engine.params import REGISTRY
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -38,7 +38,7 @@ def test_readme_reference_is_up_to_date():
 
 def test_end_to_end_run_writes_48_frames(tmp_path):
     out = tmp_path / "out.mp4"
-    cmd = [sys.executable, "-m", "engine.cli", "run", "--frames", "48", "--sink", f"file:{out}", "--no-tui",
+    cmd = [sys.executable, "-m", "vacelive.engine.cli", "run", "--frames", "48", "--sink", f"file:{out}", "--no-tui",
            "--osc-port", "0", "--http-port", "0", "--width", "128", "--height", "64", "--fps", "48"]
     result = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=240)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -55,7 +55,7 @@ def test_signal_shuts_down_cleanly(tmp_path, signame):
     import time
 
     out = tmp_path / "live.mp4"
-    cmd = [sys.executable, "-m", "engine.cli", "run", "--sink", f"file:{out}", "--no-tui", "--osc-port", "0",
+    cmd = [sys.executable, "-m", "vacelive.engine.cli", "run", "--sink", f"file:{out}", "--no-tui", "--osc-port", "0",
            "--http-port", "0", "--width", "128", "--height", "64"]
     proc = subprocess.Popen(cmd, cwd=tmp_path, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
@@ -99,14 +99,16 @@ def test_live_run_is_controlled_over_osc_and_oscquery(tmp_path):
     presets = tmp_path / "presets"
     presets.mkdir()
     peer = Peer(("127.0.0.1", osc_port))
-    cmd = [sys.executable, "-m", "engine.cli", "run", "--no-tui", "--width", "128", "--height", "64",
+    cmd = [sys.executable, "-m", "vacelive.engine.cli", "run", "--no-tui", "--width", "128", "--height", "64",
            "--osc-port", str(osc_port), "--http-port", str(http_port), "--preset-dir", str(presets),
            "--osc-reply", f"127.0.0.1:{peer.address[1]}"]
     proc = subprocess.Popen(cmd, cwd=tmp_path, stderr=subprocess.PIPE, text=True)
     try:
         status = {}
         deadline = time.monotonic() + 120
-        while status.get("/vacelive/status/chunks", [0])[0] < 2 and time.monotonic() < deadline:
+        # one status burst sends chunks before source: read until a burst with both has arrived
+        while (status.get("/vacelive/status/chunks", [0])[0] < 2 or "/vacelive/status/source" not in status) \
+                and time.monotonic() < deadline:
             try:
                 address, args = peer.receive(timeout=1.0)
             except OSError:

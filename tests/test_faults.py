@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from bridges.base import BridgeError, BridgeState
-from engine.loop import Engine
-from engine.state import ParamStore
+from vacelive.bridges.base import BridgeError, BridgeState
+from vacelive.engine.loop import Engine
+from vacelive.engine.state import ParamStore
 from tests.fakes import CountingSource, RecordingSink, ScriptedGenerator
 
 
@@ -65,7 +65,7 @@ def test_lost_source_keeps_the_clock_and_recovers():
 
 
 def test_source_that_cannot_open_is_retried_without_stopping_the_engine(monkeypatch):
-    import engine.loop as loop
+    import vacelive.engine.loop as loop
 
     monkeypatch.setattr(loop.SourceReader, "RETRY_S", 0.05)
 
@@ -133,7 +133,7 @@ def test_out_of_memory_is_reported_and_lowers_steps_only_when_enabled(fallback, 
 def test_missing_weights_fail_before_anything_opens(tmp_path):
     out = tmp_path / "never.mp4"
     result = subprocess.run(
-        [sys.executable, "-m", "engine.cli", "run", "--model", "1.3B", "--sink", f"file:{out}", "--no-tui",
+        [sys.executable, "-m", "vacelive.engine.cli", "run", "--model", "1.3B", "--sink", f"file:{out}", "--no-tui",
          "--osc-port", "0", "--http-port", "0"],
         cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
@@ -141,13 +141,13 @@ def test_missing_weights_fail_before_anything_opens(tmp_path):
     assert not out.exists()
     (tmp_path / "w").mkdir()
     result = subprocess.run(
-        [sys.executable, "-m", "engine.cli", "run", "--weights-dir", str(tmp_path / "w"), "--no-tui",
+        [sys.executable, "-m", "vacelive.engine.cli", "run", "--weights-dir", str(tmp_path / "w"), "--no-tui",
          "--osc-port", "0", "--http-port", "0"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and "vacelive-weights.toml" in result.stderr
 
 
 def _run_cli(tmp_path, *args):
-    return subprocess.run([sys.executable, "-m", "engine.cli", "run", "--no-tui", "--frames", "24", *args],
+    return subprocess.run([sys.executable, "-m", "vacelive.engine.cli", "run", "--no-tui", "--frames", "24", *args],
                           cwd=tmp_path, capture_output=True, text=True, timeout=120)
 
 

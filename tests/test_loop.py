@@ -6,8 +6,8 @@ import time
 import numpy as np
 import pytest
 
-from engine.loop import DropOldestQueue, Engine
-from engine.state import ParamStore
+from vacelive.engine.loop import DropOldestQueue, Engine
+from vacelive.engine.state import ParamStore
 from tests.fakes import CountingSource, RecordingSink, ScriptedGenerator
 
 W, H = 32, 16

@@ -5,7 +5,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from engine.model import (
+from vacelive.engine.model import (
     CONFIGS,
     BlockContext,
     CausalGenerator,

@@ -6,7 +6,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from engine.model import (
+from vacelive.engine.model import (
     CONFIGS,
     WanModel,
     WeightsMismatchError,
@@ -17,7 +17,7 @@ from engine.model import (
     save_weights,
     to_diffusers,
 )
-from engine.weights import CHECKERS, WeightFileMissing, WeightsManifest, weights_check
+from vacelive.engine.weights import CHECKERS, WeightFileMissing, WeightsManifest, weights_check
 
 
 def _model(seed: int = 0) -> WanModel:
@@ -186,7 +186,7 @@ def test_manifest_paths_and_missing_roles(tmp_path):
 def test_weights_check_good_folder(tmp_path, capsys):
     model = _model()
     torch.save({"generator_ema": {"model." + k: v for k, v in model.state_dict().items()}}, tmp_path / "sf.pt")
-    from engine.vace import VaceBranch, default_vace_layers
+    from vacelive.engine.vace import VaceBranch, default_vace_layers
 
     cfg = CONFIGS["tiny"]
     branch = VaceBranch(model.blocks, default_vace_layers(cfg.num_layers), cfg.dim, cfg.patch_size)

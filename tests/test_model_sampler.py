@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from engine.sampler import (
+from vacelive.engine.sampler import (
     DENOISING_STEPS,
     add_noise,
     chunk_rng,

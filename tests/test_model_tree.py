@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from engine.model import CONFIGS, WanModel
-from engine.model.loading import expected_shapes
+from vacelive.engine.model import CONFIGS, WanModel
+from vacelive.engine.model.loading import expected_shapes
 
 
 def _official_1_3b() -> dict[str, tuple[int, ...]]:

@@ -15,9 +15,9 @@ import time
 import numpy as np
 import pytest
 
-from bridges import BridgeState, open_sink, open_source
-from bridges.ndi import write_ndi_config
-from bridges.testpattern import TestPattern, read_stamp
+from vacelive.bridges import BridgeState, open_sink, open_source
+from vacelive.bridges.ndi import write_ndi_config
+from vacelive.bridges.testpattern import TestPattern, read_stamp
 
 pytest.importorskip("cyndilib")
 
@@ -124,7 +124,7 @@ def test_loopback_pixels_then_lost_then_reconnect(ndi_name):
 
 
 def test_sink_rejects_a_frame_of_the_wrong_size(ndi_name):
-    from bridges import BridgeError
+    from vacelive.bridges import BridgeError
 
     sink = open_sink(f"ndi:{ndi_name}")
     sink.open(W, H, FPS)
@@ -144,8 +144,8 @@ def test_direct_address_option_configures_unicast_discovery(tmp_path):
     code = f"""
 import os, time
 os.environ.pop("NDI_CONFIG_DIR", None)
-from bridges import open_sink, open_source
-from bridges.testpattern import TestPattern, read_stamp
+from vacelive.bridges import open_sink, open_source
+from vacelive.bridges.testpattern import TestPattern, read_stamp
 source = open_source("ndi:vl-ip-{os.getpid()}?ip=127.0.0.1", width=64, height=48, fps=30)
 source.open()
 config = os.path.join(os.environ["NDI_CONFIG_DIR"], "ndi-config.v1.json")
@@ -196,8 +196,8 @@ def _wait(predicate, seconds: float) -> bool:
 
 def test_engine_between_ndi_in_and_out_survives_the_sender_going_away(ndi_name):
     """TouchDesigner -> NDI -> engine -> NDI -> TouchDesigner, with the input sender stopped and restarted."""
-    from engine.loop import Engine
-    from engine.state import ParamStore
+    from vacelive.engine.loop import Engine
+    from vacelive.engine.state import ParamStore
     from tests.fakes import ScriptedGenerator
 
     store = ParamStore()

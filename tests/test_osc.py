@@ -5,8 +5,8 @@ import time
 
 import pytest
 
-from engine.osc import OscControl, OscServer, StatusSender, parse_host_port
-from engine.state import ParamStore
+from vacelive.engine.osc import OscControl, OscServer, StatusSender, parse_host_port
+from vacelive.engine.state import ParamStore
 from tests.osc_peer import Peer, bundle
 
 

@@ -8,10 +8,10 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.loop import Engine
-from engine.osc import OscControl, OscServer
-from engine.params import REGISTRY, Kind
-from engine.state import ParamStore
+from vacelive.engine.loop import Engine
+from vacelive.engine.osc import OscControl, OscServer
+from vacelive.engine.params import REGISTRY, Kind
+from vacelive.engine.state import ParamStore
 from tests.fakes import CountingSource, RecordingSink, ScriptedGenerator
 from tests.osc_peer import Peer, message
 

@@ -6,8 +6,8 @@ import urllib.request
 
 import pytest
 
-from engine.oscquery import OscQueryServer
-from engine.state import ParamStore
+from vacelive.engine.oscquery import OscQueryServer
+from vacelive.engine.state import ParamStore
 
 
 @pytest.fixture()

@@ -5,8 +5,8 @@ import os
 
 import pytest
 
-from engine.params import REGISTRY, Applies, Kind, ParamError
-from engine.state import ParamStore
+from vacelive.engine.params import REGISTRY, Applies, Kind, ParamError
+from vacelive.engine.state import ParamStore
 
 REQUIRED = [
     "prompt", "prompt_transition", "seed", "steps", "context_scale", "annotator", "canny_low",
@@ -122,7 +122,7 @@ def test_media_paths_are_confined(tmp_path):
 
 
 def test_model_defaults_resolve_resolution_and_autoencoder():
-    from engine.app import build_store
+    from vacelive.engine.app import build_store
 
     tiny = build_store()
     assert (tiny.get("width"), tiny.get("height"), tiny.get("vae")) == (320, 192, "tae")

@@ -4,10 +4,10 @@ from pathlib import Path
 
 import pytest
 
-from engine.app import build_store, install_preset_actions
-from engine.params import ParamError
-from engine.presets import PresetError, list_presets, load_preset, preset_path, save_preset
-from engine.state import ParamStore
+from vacelive.engine.app import build_store, install_preset_actions
+from vacelive.engine.params import ParamError
+from vacelive.engine.presets import PresetError, list_presets, load_preset, preset_path, save_preset
+from vacelive.engine.state import ParamStore
 
 SHIPPED = Path(__file__).resolve().parent.parent / "presets"
 
@@ -48,7 +48,7 @@ def test_save_is_atomic_and_round_trips(tmp_path, monkeypatch):
     assert load_preset(target).values["context_scale"] == 0.25
     original = target.read_text()
 
-    import engine.presets as presets_module
+    import vacelive.engine.presets as presets_module
 
     def crash(*_args, **_kwargs):
         raise OSError("disk gone")

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.app import build_store
-from engine.params import REGISTRY, Kind
-from engine.presets import Preset, PresetError, list_presets, load_preset
+from vacelive.engine.app import build_store
+from vacelive.engine.params import REGISTRY, Kind
+from vacelive.engine.presets import Preset, PresetError, list_presets, load_preset
 
 ROOT = Path(__file__).resolve().parent.parent
 PRESETS = ROOT / "presets"

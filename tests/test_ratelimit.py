@@ -2,8 +2,8 @@
 
 import logging
 
-from engine import ratelimit
-from engine.ratelimit import LogLimiter, RepeatFilter
+from vacelive.engine import ratelimit
+from vacelive.engine.ratelimit import LogLimiter, RepeatFilter
 
 
 class Clock:

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from engine.text import (
+from vacelive.engine.text import (
     T5_WEIGHTS,
     PromptCache,
     PromptConditioner,
@@ -145,7 +145,7 @@ def test_real_config_key_names_and_missing_weights(tmp_path):
 
 def test_umt5_tokenizer_from_local_tokenizer_json(tmp_path):
     tokenizers = pytest.importorskip("tokenizers")
-    from engine.text import UMT5Tokenizer
+    from vacelive.engine.text import UMT5Tokenizer
 
     vocab = {"<pad>": 0, "</s>": 1, "<unk>": 2, "a": 3, "forest": 4}
     tok = tokenizers.Tokenizer(tokenizers.models.WordLevel(vocab, unk_token="<unk>"))

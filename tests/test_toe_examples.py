@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from bridges import SINK_SCHEMES, SOURCE_SCHEMES, parse_spec
-from engine.cli import build_parser
-from engine.params import REGISTRY, Kind, ParamError
-from engine.presets import load_preset
+from vacelive.bridges import SINK_SCHEMES, SOURCE_SCHEMES, parse_spec
+from vacelive.engine.cli import build_parser
+from vacelive.engine.params import REGISTRY, Kind, ParamError
+from vacelive.engine.presets import load_preset
 from tests.td_standin import StandinError, StandinTD
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -11,11 +11,11 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from engine.chunk import Chunk
-from engine.model import CONFIGS, CausalGenerator, WanModel
-from engine.pipeline import build_generator
-from engine.state import ParamStore
-from engine.vace import (
+from vacelive.engine.chunk import Chunk
+from vacelive.engine.model import CONFIGS, CausalGenerator, WanModel
+from vacelive.engine.pipeline import build_generator
+from vacelive.engine.state import ParamStore
+from vacelive.engine.vace import (
     EXTRAS_KEY,
     LAST_KEYFRAME_INDEX,
     MaskStream,
@@ -32,7 +32,7 @@ from engine.vace import (
     graft_vace,
     infer_mode,
 )
-from engine.vae import make_autoencoder
+from vacelive.engine.vae import make_autoencoder
 
 H, W = 32, 64  # latent 4 x 8, tokens 2 x 4 per latent frame
 
@@ -136,7 +136,7 @@ def test_wrapping_keeps_state_dict_keys_and_detach_is_byte_identical():
 def test_branch_streams_with_the_base_cache_rules(local, sink):
     """Chunk by chunk (base ring + the branch's own ring) equals one full-sequence pass with the
     block-causal windowed mask applied to base and branch alike."""
-    from engine.model import block_causal_mask
+    from vacelive.engine.model import block_causal_mask
 
     torch.manual_seed(0)
     model = WanModel(replace(CONFIGS["tiny"], local_attn_frames=local, sink_frames=sink)).eval()

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from engine.vae import VideoAutoencoder, WanVAE, TAEW, make_autoencoder
+from vacelive.engine.vae import VideoAutoencoder, WanVAE, TAEW, make_autoencoder
 
 H = W = 16
 KINDS = ["wan", "tae"]

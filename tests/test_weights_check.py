@@ -3,9 +3,9 @@
 import torch
 from safetensors.torch import save_file
 
-from engine.model import CONFIGS, WanModel
-from engine.vace import VaceBranch, default_vace_layers
-from engine.weights import CHECKERS, _taew, module_shapes, weights_check
+from vacelive.engine.model import CONFIGS, WanModel
+from vacelive.engine.vace import VaceBranch, default_vace_layers
+from vacelive.engine.weights import CHECKERS, _taew, module_shapes, weights_check
 
 
 def test_autoencoder_checker_passes_a_matching_file_and_names_a_renamed_key(tmp_path):

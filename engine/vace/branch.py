@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from engine.model import BlockContext
+from vacelive.engine.model import BlockContext
 
 VACE_IN_DIM = 96
 """Channels of vace_context per latent frame: 16 inactive + 16 reactive latents + 64 mask."""

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor
 
-from engine.vae import StreamCache, VideoAutoencoder
+from vacelive.engine.vae import StreamCache, VideoAutoencoder
 
 MASK_CHANNELS = 64
 SPATIAL = 8

@@ -32,8 +32,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from engine.chunk import Chunk
-from engine.vae import VideoAutoencoder
+from vacelive.engine.chunk import Chunk
+from vacelive.engine.vae import VideoAutoencoder
 
 from .context import VaceContextEncoder, compose_frames, reference_context, to_unit, to_video_tensor
 from .inject import EXTRAS_KEY, VaceConditioning, VaceInjector

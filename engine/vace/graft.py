@@ -15,7 +15,7 @@ import torch
 from safetensors import safe_open
 from torch import Tensor
 
-from engine.model import read_state_dict
+from vacelive.engine.model import read_state_dict
 
 from .branch import VaceBranch
 

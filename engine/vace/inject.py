@@ -38,8 +38,8 @@ import torch
 from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
-from engine.model import BlockContext, RingKVCache
-from engine.model.rope import Rope3D
+from vacelive.engine.model import BlockContext, RingKVCache
+from vacelive.engine.model.rope import Rope3D
 
 from .branch import VaceBranch
 

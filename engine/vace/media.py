@@ -14,7 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from engine.frames import crop_to_fill
+from vacelive.engine.frames import crop_to_fill
 
 log = logging.getLogger(__name__)
 
