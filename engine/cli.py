@@ -17,6 +17,7 @@ from typing import Any
 
 from vacelive.engine.params import REGISTRY, Kind, Param, ParamError
 from vacelive.engine.presets import PresetError, list_presets
+from vacelive.engine.weights.sets import DEFAULT_SET, SETS
 
 log = logging.getLogger("vacelive")
 
@@ -77,8 +78,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     weights = sub.add_parser("weights", help="weights folder tools")
     weights_sub = weights.add_subparsers(dest="weights_command", required=True)
-    check = weights_sub.add_parser("check", help="report what a weights folder holds and any key mismatch")
+    check = weights_sub.add_parser(
+        "check", help="report what a weights folder holds, any key mismatch, and what a run needs from it")
     check.add_argument("dir")
+    check.add_argument("--write-manifest", action="store_true",
+                       help="save the roles recognised in a folder without a manifest as its vacelive-weights.toml")
+    check.add_argument("--preset", help="check what this preset needs")
+    for name in ("model", "vae", "annotator", "mask_source"):
+        check.add_argument(REGISTRY[name].cli_flag, dest=name, choices=REGISTRY[name].choices,
+                           help=f"check what a run with this {name.replace('_', ' ')} needs (fails if it is missing)")
+    fetch = weights_sub.add_parser("fetch", help="download a set of weights into a folder and write its manifest")
+    fetch.add_argument("dir", nargs="?", help="the weights folder (created if needed)")
+    fetch.add_argument("--set", dest="set_name", default=DEFAULT_SET, choices=list(SETS),
+                       help="which generator and its companions (default: %(default)s)")
+    fetch.add_argument("--only", nargs="+", metavar="ROLE", help="fetch only these roles (the set's or add-ons)")
+    fetch.add_argument("--with", dest="extra", nargs="+", metavar="ROLE", default=[],
+                       help="add these roles to the set: vace, tae, depth, pose, segmenter")
+    fetch.add_argument("--list", action="store_true", help="list the sets, files, sizes and licences; download nothing")
 
     bench = sub.add_parser("bench", help="end-to-end benchmark: fps, glass-to-glass latency, chunk split, overhead")
     bench.add_argument("--seconds", type=float, default=20.0, help="measured time")
@@ -211,20 +227,59 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_weights(args: argparse.Namespace) -> int:
+    if args.weights_command == "fetch":
+        return cmd_weights_fetch(args)
     from vacelive.engine.weights import weights_check
 
-    return weights_check(args.dir)
+    chosen = {name: getattr(args, name) for name in ("model", "vae", "annotator", "mask_source")
+              if getattr(args, name) is not None}
+    strict = bool(chosen or args.preset)
+    settings = None
+    if strict:
+        from vacelive.engine.app import build_store
+
+        try:
+            store = build_store(args.preset, {**chosen, "weights_dir": args.dir})
+        except (ParamError, PresetError) as exc:
+            print(f"error: {exc}")
+            return 2
+        settings = {name: store.get(name) for name in ("model", "vae", "annotator", "mask_source")}
+    return weights_check(args.dir, settings, strict_needs=strict, write_manifest=args.write_manifest)
+
+
+def cmd_weights_fetch(args: argparse.Namespace) -> int:
+    from vacelive.engine.weights.fetch import FetchError, fetch, list_sets
+
+    if args.list:
+        list_sets()
+        return 0
+    if not args.dir:
+        print("error: give the weights folder to fetch into, e.g. vacelive weights fetch weights")
+        return 2
+    try:
+        fetch(args.dir, args.set_name, only=args.only, extra=args.extra)
+    except ValueError as exc:
+        print(f"error: {exc}")
+        return 2
+    except (FetchError, OSError) as exc:
+        print(f"error: {exc}")
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted: nothing half-written was left under a final name")
+        return 130
+    print(f"next: vacelive weights check {args.dir}")
+    return 0
 
 
 def cmd_prompts(args: argparse.Namespace) -> int:
     from vacelive.engine.text import prompts_encode
-    from vacelive.engine.weights import MANIFEST_NAME, WeightsManifest
+    from vacelive.engine.weights import WeightsManifest
 
     weights: Path = Path(args.weights_dir)
     tokenizer = None
     try:
-        if (weights / MANIFEST_NAME).is_file():
-            manifest = WeightsManifest.load(weights)
+        if weights.is_dir():
+            manifest = WeightsManifest.open(weights)
             weights = manifest.path("t5")
             tokenizer = manifest.path("tokenizer") if manifest.has("tokenizer") else None
         count = prompts_encode(args.file, weights, args.cache_dir, tokenizer_dir=tokenizer)

@@ -134,13 +134,13 @@ def build_model(store: ParamStore, manifest, device: str, dtype: torch.dtype) ->
     name = store.get("model")
     if manifest is not None and manifest.has("dit"):
         lora = manifest.path("lora") if manifest.has("lora") else None
-        model = load_model(manifest.path("dit"), lora=lora, config=CONFIGS[name] if name != "tiny" else None,
-                           device=device, dtype=dtype)
+        model = load_model(manifest.path("dit"), lora=lora, lora_alpha=manifest.lora_alpha,
+                           config=CONFIGS[name] if name != "tiny" else None, device=device, dtype=dtype,
+                           which=manifest.dit_weights)
         log.info("DiT loaded from %s", manifest.path("dit"))
         return model
     if name != "tiny":
-        raise FileNotFoundError(
-            f"model {name} needs weights: give --weights-dir with a vacelive-weights.toml naming 'dit'")
+        raise FileNotFoundError(f"model {name} needs weights: give --weights-dir with its 'dit' file")
     log.warning("using the %s", TINY_LABEL)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)

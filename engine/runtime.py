@@ -25,13 +25,19 @@ def resolve_device(choice: str) -> str:
 
 
 def load_manifest(store: ParamStore):
-    """The weights manifest named by ``weights_dir``, or ``None`` when no folder is given."""
-    weights_dir = store.get("weights_dir")
-    if not weights_dir:
-        return None
-    from vacelive.engine.weights import WeightsManifest
+    """The weights folder's roles (its manifest, or what its files are recognised as), checked
+    against what this run needs before anything heavy loads; ``None`` when no folder is given.
 
-    return WeightsManifest.load(weights_dir)
+    Raises ``FileNotFoundError`` naming every missing role and the fetch command that gets them,
+    or a corrupt file, or a checkpoint of another model size.
+    """
+    from vacelive.engine.weights import WeightsManifest, preflight
+
+    weights_dir = store.get("weights_dir")
+    manifest = WeightsManifest.open(weights_dir) if weights_dir else None
+    for warning in preflight(store.snapshot(), manifest):
+        log.warning("%s", warning)
+    return manifest
 
 
 def build_engine(store: ParamStore, *, max_frames: int | None = None) -> Engine:

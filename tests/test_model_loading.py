@@ -82,7 +82,7 @@ def test_generator_pt_prefers_ema_and_strips_model_prefix(tmp_path):
         tmp_path / "self_forcing_dmd.pt",
     )
     assert torch.equal(_out(load_model(tmp_path / "self_forcing_dmd.pt", dtype=torch.float32)), _out(ema))
-    assert torch.equal(_out(load_model(tmp_path / "self_forcing_dmd.pt", dtype=torch.float32, ema=False)), _out(plain))
+    assert torch.equal(_out(load_model(tmp_path / "self_forcing_dmd.pt", dtype=torch.float32, which="generator")), _out(plain))
 
 
 def test_generator_pt_renamed_key_is_named(tmp_path):
@@ -233,7 +233,7 @@ def test_weights_check_names_bad_keys_and_missing_files(tmp_path, capsys):
 def test_weights_check_runs_registered_checkers(tmp_path, monkeypatch, capsys):
     (tmp_path / "vae.pth").write_bytes(b"not a checkpoint")
     d = _weights_dir(tmp_path, '[files]\nvae = "vae.pth"\n')
-    monkeypatch.setitem(CHECKERS, "vae", lambda path: [f"{path.name} is not a VAE"])
+    monkeypatch.setitem(CHECKERS, "vae", lambda path, notes=None: [f"{path.name} is not a VAE"])
     assert weights_check(str(d)) == 1
     assert "vae.pth is not a VAE" in capsys.readouterr().out
     assert weights_check(str(tmp_path / "no-such-dir")) == 1

@@ -5,11 +5,12 @@ from safetensors.torch import save_file
 
 from vacelive.engine.model import CONFIGS, WanModel
 from vacelive.engine.vace import VaceBranch, default_vace_layers
-from vacelive.engine.weights import CHECKERS, _taew, module_shapes, weights_check
+from vacelive.engine.weights import CHECKERS, module_shapes, weights_check
+from vacelive.engine.weights.check import ROLE_MODELS
 
 
 def test_autoencoder_checker_passes_a_matching_file_and_names_a_renamed_key(tmp_path):
-    shapes = module_shapes(_taew)
+    shapes = module_shapes(ROLE_MODELS["tae"])
     state = {k: torch.empty(v, dtype=torch.bfloat16) for k, v in shapes.items()}
     good = tmp_path / "taew2_1.pth"
     torch.save(state, good)
@@ -37,7 +38,7 @@ def test_vace_checker_compares_the_vace_keys_only(tmp_path, capsys):
 
 
 def test_weights_check_reports_each_role(tmp_path, capsys):
-    torch.save({k: torch.empty(v, dtype=torch.bfloat16) for k, v in module_shapes(_taew).items()},
+    torch.save({k: torch.empty(v, dtype=torch.bfloat16) for k, v in module_shapes(ROLE_MODELS["tae"]).items()},
                tmp_path / "taew2_1.pth")
     (tmp_path / "vacelive-weights.toml").write_text('[files]\ntae = "taew2_1.pth"\nvae = "Wan2.1_VAE.pth"\n')
     assert weights_check(str(tmp_path)) == 1

@@ -105,20 +105,40 @@ def _torch_load(path: Path) -> object:
         return torch.load(path, map_location="cpu", weights_only=True)
 
 
-def unwrap_generator(obj: object, path: Path | str = "", ema: bool = True) -> dict[str, Tensor]:
-    """The model state dict inside a loaded ``.pt``: ``generator_ema`` (if ``ema``) or
-    ``generator`` when present, else the dict itself; a common ``model.`` prefix is removed."""
+GENERATOR_DICTS = ("generator", "generator_ema")
+WRAPPER_PREFIXES = ("_fsdp_wrapped_module.", "_checkpoint_wrapped_module.", "_orig_mod.")
+"""Module names that FSDP, activation checkpointing and torch.compile insert into saved keys."""
+
+
+def generator_dict_name(obj: Mapping, which: str | None = None) -> str | None:
+    """Which dict of a causal-generator checkpoint to run: ``which`` (``generator`` or
+    ``generator_ema``) when given, else ``generator_ema`` if present (Self-Forcing), else
+    ``generator`` (CausVid, LongLive); ``None`` when the file is a plain state dict."""
+    if which is not None:
+        if which not in GENERATOR_DICTS:
+            raise ValueError(f"dit_weights = {which!r}: must be one of {GENERATOR_DICTS}")
+        return which
+    return next((k for k in ("generator_ema", "generator") if k in obj), None)
+
+
+def unwrap_generator(obj: object, path: Path | str = "", which: str | None = None) -> dict[str, Tensor]:
+    """The model state dict inside a loaded ``.pt``: the ``generator`` / ``generator_ema`` dict
+    chosen by :func:`generator_dict_name`, else the dict itself; wrapper names inserted by FSDP
+    and friends and a common ``model.`` prefix are removed."""
     if not isinstance(obj, dict):
         raise ValueError(f"{path}: expected a dict of tensors, got {type(obj).__name__}")
-    order = ("generator_ema", "generator") if ema else ("generator", "generator_ema")
-    for key in order:
-        if key in obj:
-            obj = obj[key]
-            break
+    name = generator_dict_name(obj, which)
+    if name is not None:
+        if name not in obj:
+            held = [k for k in obj if isinstance(obj[k], dict)]
+            raise ValueError(f"{path}: no '{name}' dict in this file (it holds: {held})")
+        obj = obj[name]
     tensors = {k: v for k, v in obj.items() if isinstance(v, Tensor)}
     if len(tensors) != len(obj):
         non = sorted(k for k in obj if k not in tensors)[:10]
         raise ValueError(f"{path}: not a state dict of tensors (non-tensor entries: {non})")
+    for wrapper in WRAPPER_PREFIXES:
+        tensors = {k.replace(wrapper, ""): v for k, v in tensors.items()}
     return _strip_prefix(tensors, "model.")
 
 
@@ -133,12 +153,13 @@ def _diffusers_files(path: Path) -> list[Path]:
     return single
 
 
-def read_state_dict(path: str | Path, ema: bool = True) -> dict[str, Tensor]:
+def read_state_dict(path: str | Path, which: str | None = None) -> dict[str, Tensor]:
     """Read DiT weights from a local file or folder and return them with official Wan key names.
 
     Accepts: a ``.safetensors`` file (official or diffusers names), a diffusers folder (single
     file or shards with an index), or a ``.pt``/``.pth`` file holding a state dict or a
-    ``generator_ema`` / ``generator`` dict with a ``model.`` prefix (causal generators).
+    ``generator_ema`` / ``generator`` dict with a ``model.`` prefix (causal generators; ``which``
+    picks the dict, see :func:`generator_dict_name`).
     """
     path = Path(path)
     if not path.exists():
@@ -150,7 +171,7 @@ def read_state_dict(path: str | Path, ema: bool = True) -> dict[str, Tensor]:
     elif path.suffix == ".safetensors":
         sd = load_file(path)
     else:
-        sd = unwrap_generator(_torch_load(path), path, ema=ema)
+        sd = unwrap_generator(_torch_load(path), path, which)
     return from_diffusers(sd) if is_diffusers_layout(list(sd)) else sd
 
 
@@ -249,12 +270,13 @@ def load_model(
     config: WanConfig | None = None,
     device: torch.device | str = "cpu",
     dtype: torch.dtype = torch.bfloat16,
-    ema: bool = True,
+    which: str | None = None,
 ) -> WanModel:
     """Build a ``WanModel`` from local weights (size detected from shapes unless ``config`` is
     given; pass e.g. ``dataclasses.replace(CONFIGS['1.3B'], local_attn_frames=21)`` to change
-    the causal settings), optionally merge a LoRA, load strictly, move to ``device``/``dtype``."""
-    sd = read_state_dict(path, ema=ema)
+    the causal settings), optionally merge a LoRA (scale ``lora_alpha / rank``; default 1), load
+    strictly, move to ``device``/``dtype``. ``which`` picks a generator file's dict."""
+    sd = read_state_dict(path, which)
     if lora is not None:
         lora_obj = _torch_load(Path(lora))
         if isinstance(lora_obj, dict) and "generator_lora" in lora_obj:
@@ -307,14 +329,14 @@ def read_shapes(path: str | Path) -> tuple[dict[str, tuple[int, ...]], dict[str,
     return shapes, dtypes
 
 
-def read_dit_shapes(path: str | Path, ema: bool = True) -> dict[str, tuple[int, ...]]:
+def read_dit_shapes(path: str | Path, which: str | None = None) -> dict[str, tuple[int, ...]]:
     """Key -> shape of DiT weights with official Wan names, as ``read_state_dict`` would give
     (safetensors read from headers only, ``.pt`` memory-mapped)."""
     path = Path(path)
     if path.is_dir() or path.suffix == ".safetensors":
         shapes = read_shapes(path)[0]
     else:
-        shapes = {k: tuple(v.shape) for k, v in unwrap_generator(_torch_load(path), path, ema=ema).items()}
+        shapes = {k: tuple(v.shape) for k, v in unwrap_generator(_torch_load(path), path, which).items()}
     return from_diffusers(shapes) if is_diffusers_layout(list(shapes)) else shapes
 
 
