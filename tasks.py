@@ -20,8 +20,6 @@ ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 TORCH = os.environ.get("VACELIVE_TORCH", "torch==2.13.0")
 EXTRAS = {"demo": "", "setup": "[dev]", "test": "[dev,ndi,pose]"}
-MEDIAPIPE = "mediapipe>=0.10.30"
-"""Installed with --no-deps for the pose extra: its own requirements pull opencv-contrib-python."""
 
 
 def venv_python() -> Path:
@@ -45,9 +43,17 @@ def setup(extras: str) -> Path:
     run(python, "-m", "pip", "install", "--quiet", "--upgrade", "pip")
     run(python, "-m", "pip", "install", "--quiet", TORCH)
     run(python, "-m", "pip", "install", "--quiet", "-e", f".{extras}")
-    if "pose" in extras:
-        run(python, "-m", "pip", "install", "--quiet", "--no-deps", MEDIAPIPE)
+    check_opencv(python)
     return python
+
+
+def check_opencv(python: Path) -> None:
+    """Stop with the fix when OpenCV cannot load its system libraries (a bare Linux server)."""
+    probe = subprocess.run([str(python), "-c", "import cv2"], capture_output=True, text=True)
+    if probe.returncode:
+        last = (probe.stderr.strip().splitlines() or ["import cv2 failed"])[-1]
+        sys.exit(f"OpenCV cannot load: {last}\n"
+                 "On Debian/Ubuntu install its system libraries: sudo apt-get install libgl1 libglib2.0-0")
 
 
 def main(argv: list[str]) -> None:

@@ -1,7 +1,8 @@
 """The person mask source: mediapipe ImageSegmenter with the selfie segmenter model.
 
 mediapipe is imported only when the source is built; the model is a local
-``selfie_segmenter.tflite`` (weights role ``segmenter``).
+``selfie_segmenter.tflite`` (weights role ``segmenter``). A file mediapipe cannot load raises
+``RuntimeError`` naming the file, as the pose annotator does.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from vacelive.annotators.masks import KeyedMaskSource
+from vacelive.annotators.pose import MEDIAPIPE_INSTALL, MODEL_LOAD_ERRORS, model_load_error
 from vacelive.annotators.settings import get_float
 
 FRAME_INTERVAL_MS = 33
@@ -28,9 +30,7 @@ class PersonMask(KeyedMaskSource):
         try:
             from mediapipe.tasks.python import vision  # noqa: F401
         except ImportError as exc:
-            raise ImportError(
-                "mask_source 'person' needs mediapipe (tasks API, >= 0.10.30); see the README"
-            ) from exc
+            raise ImportError(f"mask_source 'person' needs mediapipe: {MEDIAPIPE_INSTALL}") from exc
         if not Path(model_file).is_file():
             raise FileNotFoundError(f"segmenter model file not found: {model_file}")
         self.model_file = Path(model_file)
@@ -56,9 +56,8 @@ class PersonMask(KeyedMaskSource):
         )
         try:
             return vision.ImageSegmenter.create_from_options(options)
-        except (RuntimeError, ValueError) as exc:
-            message = f"could not load the segmenter model {self.model_file}: {exc}"
-            raise RuntimeError(message) from exc
+        except MODEL_LOAD_ERRORS as exc:
+            raise model_load_error("segmenter", self.model_file, exc) from exc
 
     def person_confidence(self, frame: np.ndarray) -> np.ndarray:
         """Person probability (H, W) float32 of one RGB frame.

@@ -4,7 +4,9 @@ BlazePose's 33 landmarks are mapped onto OpenPose's 18 body keypoints (the neck 
 of the shoulders). BlazePose has no finger joints or dense face mesh, so ``pose_hands`` draws
 the hand points it does have (wrist, thumb, index and pinky knuckles) and ``pose_face`` its 11
 face points, in the DWPose hand and face styles. mediapipe is imported only when the annotator is
-built; the model is a local ``pose_landmarker_*.task`` file (weights role ``pose``).
+built; the model is a local ``pose_landmarker_*.task`` file (weights role ``pose``). A file
+mediapipe cannot load (not a model, a bundle missing a model, a ``.tflite`` without the
+NormalizationOptions metadata the tasks API needs) raises ``RuntimeError`` naming the file.
 """
 
 from __future__ import annotations
@@ -38,6 +40,22 @@ MIN_VISIBILITY = 0.5
 
 FRAME_INTERVAL_MS = 33
 """Timestamp step between frames fed to the landmarker in VIDEO mode (tracking only needs order)."""
+
+MEDIAPIPE_INSTALL = 'pip install "vacelive[pose]"'
+"""How to get mediapipe (the tasks API, 0.10.30 or 0.10.31: see annotators/README.md)."""
+
+# mediapipe reports a model it cannot use as RuntimeError or ValueError, and as FileNotFoundError
+# for a bundle missing one of its models or a float model without NormalizationOptions metadata.
+MODEL_LOAD_ERRORS = (RuntimeError, ValueError, FileNotFoundError)
+
+
+def model_load_error(what: str, path: Path, exc: Exception) -> RuntimeError:
+    """The error for a ``what`` model file mediapipe refused: names the file and, if known, the fix."""
+    message = f"could not load the {what} model {path}: {exc}"
+    if "NormalizationOptions" in str(exc):
+        message += ("; a .tflite taken from a mediapipe 0.10.x wheel needs NormalizationOptions "
+                    "metadata added first (see annotators/README.md)")
+    return RuntimeError(message)
 
 
 def blazepose_to_openpose(landmarks: np.ndarray) -> np.ndarray:
@@ -89,11 +107,7 @@ class PoseAnnotator(Annotator):
             import mediapipe  # noqa: F401
             from mediapipe.tasks.python import vision  # noqa: F401
         except ImportError as exc:
-            raise ImportError(
-                "the pose annotator needs mediapipe (tasks API, >= 0.10.30): "
-                "pip install --no-deps mediapipe && pip install absl-py certifi flatbuffers "
-                "matplotlib  (see the README: the plain install pulls opencv-contrib-python)"
-            ) from exc
+            raise ImportError(f"the pose annotator needs mediapipe: {MEDIAPIPE_INSTALL}") from exc
         if not Path(model_file).is_file():
             raise FileNotFoundError(f"pose model file not found: {model_file}")
         self.model_file = Path(model_file)
@@ -112,8 +126,8 @@ class PoseAnnotator(Annotator):
         )
         try:
             return vision.PoseLandmarker.create_from_options(options)
-        except (RuntimeError, ValueError) as exc:
-            raise RuntimeError(f"could not load the pose model {self.model_file}: {exc}") from exc
+        except MODEL_LOAD_ERRORS as exc:
+            raise model_load_error("pose", self.model_file, exc) from exc
 
     def reset(self) -> None:
         """Drop the landmarker's tracking state (a fresh landmarker is made on the next call)."""

@@ -2,14 +2,23 @@
 
     python bench/bench_annotators.py [--width 832 --height 480] [--weights DIR] [--chunks 4]
 
-Runs on CPU, and the depth network also on CUDA when available. Pose and the person mask run
-only when their model files are in ``--weights`` (and mediapipe is installed). The real-size
-depth network (ViT-S, input 518) runs with random weights: the speed is the same.
+Runs on CPU, and the depth network also on CUDA when available. The real-size depth network
+(ViT-S, input 518) runs with random weights: the speed is the same.
+
+Pose and the person mask need mediapipe (the ``pose`` extra) and their model files: from
+``--weights``, or else the real models the tests build from the mediapipe 0.10.21 wheel
+(``python -m tests.mediapipe_models`` builds them once into ``~/.cache/vacelive-test``). They run on
+a clip with a person in it (matplotlib's public-domain portrait of Grace Hopper, scaled to the
+frame height, drifting over the moving texture), and pose also on the texture alone (no person:
+the detector runs on every frame).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import platform
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -31,6 +40,37 @@ def moving_texture(n: int, height: int, width: int, seed: int = 0) -> np.ndarray
     return np.stack([
         texture[n - i : n - i + height, 3 * (n - i) : 3 * (n - i) + width] for i in range(n)
     ])
+
+
+def person_clip(texture: np.ndarray) -> np.ndarray | None:
+    """``texture`` with the Grace Hopper portrait (matplotlib sample data) drifting 3 px per frame;
+    None without matplotlib."""
+    try:
+        from matplotlib import cbook
+    except ImportError:
+        return None
+    photo = cv2.imread(str(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)))
+    n, height, width = texture.shape[:3]
+    scaled_width = photo.shape[1] * height // photo.shape[0]
+    portrait = cv2.cvtColor(cv2.resize(photo, (scaled_width, height), interpolation=cv2.INTER_AREA),
+                            cv2.COLOR_BGR2RGB)
+    clip = texture.copy()
+    for i in range(n):
+        left = (width - scaled_width) // 4 + 3 * i
+        right = min(width, left + scaled_width)
+        clip[i, :, left:right] = portrait[:, : right - left]
+    return clip
+
+
+def mediapipe_models(weights: Path | None) -> Path | None:
+    """``weights``, or else the tests' model folder if it has been built."""
+    if weights is not None:
+        return weights
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from tests.mediapipe_models import BUILT, models_dir
+
+    folder = models_dir()
+    return folder if all((folder / name).is_file() for name in BUILT) else None
 
 
 def synthetic_person(x: float) -> np.ndarray:
@@ -82,7 +122,9 @@ def main() -> None:
         results.append((label, text))
         print(f"{label:34s} {text}", flush=True)
 
-    print(f"{args.width}x{args.height}, {args.chunks} chunks of {CHUNK_FRAMES} frames, "
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    print(f"{platform.system()} {platform.machine()}, {cpus} CPUs, {platform.python_version()}; "
+          f"{args.width}x{args.height}, {args.chunks} chunks of {CHUNK_FRAMES} frames, "
           f"torch threads {torch.get_num_threads()}, cv2 threads {cv2.getNumThreads()}")
     for name in ("passthrough", "edge", "scribble"):
         annotator = make_annotator(name)
@@ -95,11 +137,31 @@ def main() -> None:
     report("pose drawing only (2 people)", fps(lambda c: [
         render_people(people, args.height, args.width, hands=True, face=True) for _ in c
     ], chunks))
-    try:
-        annotator = make_annotator("pose", weights=args.weights)
-        report("pose (mediapipe)", fps(lambda c, a=annotator: a(c, {}), chunks))
-    except (FileNotFoundError, ImportError, RuntimeError) as exc:
-        report("pose (mediapipe)", f"skipped: {exc}")
+    models = mediapipe_models(args.weights)
+    clip = person_clip(frames)
+    person_chunks = None if clip is None else [
+        clip[i : i + CHUNK_FRAMES] for i in range(0, len(clip), CHUNK_FRAMES)]
+    if models is None:
+        report("pose (mediapipe)", "skipped: no model files (--weights DIR, or build the test "
+               "models: python -m tests.mediapipe_models)")
+    else:
+        try:
+            from importlib.metadata import version
+
+            mediapipe_version = version("mediapipe")
+        except ImportError:
+            mediapipe_version = "not installed"
+        print(f"mediapipe {mediapipe_version}, models: {models}")
+        try:
+            annotator = make_annotator("pose", weights=models)
+            if person_chunks is not None:
+                report("pose (mediapipe, person in frame)",
+                       fps(lambda c, a=annotator: a(c, {}), person_chunks))
+                annotator.reset()
+            report("pose (mediapipe, no person)", fps(lambda c, a=annotator: a(c, {}), chunks))
+            annotator.reset()
+        except (FileNotFoundError, ImportError, RuntimeError) as exc:
+            report("pose (mediapipe)", f"skipped: {exc}")
 
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     for device in devices:
@@ -120,13 +182,17 @@ def main() -> None:
         settings = {"mask_image": mask_file.name, "mask_feather": 4}
         for name in ("luma", "chroma", "alpha", "image", "person"):
             try:
-                source = make_mask_source(name, weights=args.weights,
+                source = make_mask_source(name, weights=models,
                                           resolve_path=lambda s: Path(tmp) / s)
             except (FileNotFoundError, ImportError, RuntimeError) as exc:
                 report(f"mask {name}", f"skipped: {exc}")
                 continue
             run = lambda c, s=source: s(c, settings, alpha=alpha[: len(c)])  # noqa: E731
-            report(f"mask {name}", fps(run, chunks))
+            if name == "person" and person_chunks is not None:
+                report("mask person (person in frame)", fps(run, person_chunks))
+            else:
+                report(f"mask {name}", fps(run, chunks))
+            source.reset()  # the person source closes its segmenter
 
 
 if __name__ == "__main__":

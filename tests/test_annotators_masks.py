@@ -1,6 +1,9 @@
-"""Tests of the mask sources: luma, chroma, alpha, image, invert and feather."""
+"""Tests of the mask sources: luma, chroma, alpha, image, invert and feather; person on the real
+selfie segmenter (from the mediapipe 0.10.21 wheel; see ``tests/mediapipe_models.py``)."""
 
 from __future__ import annotations
+
+import shutil
 
 import cv2
 import numpy as np
@@ -11,8 +14,21 @@ from vacelive.annotators import make_mask_source
 from vacelive.annotators.masks import feather
 from vacelive.annotators.settings import parse_hex_color
 
+from tests.mediapipe_models import (
+    LANDMARKS_NO_METADATA,
+    SEGMENTER,
+    models_or_skip,
+    person_photo,
+)
+
 H, W = 48, 80
 HARD = {"mask_feather": 0}
+
+
+@pytest.fixture(scope="module")
+def mediapipe_models():
+    """The pose and selfie models built from the mediapipe 0.10.21 wheel (skips without them)."""
+    return models_or_skip()
 
 
 def halves(left: tuple[int, int, int], right: tuple[int, int, int], t: int = 2) -> np.ndarray:
@@ -138,6 +154,48 @@ def test_person_source_reports_a_bad_model_file(tmp_path) -> None:
     (tmp_path / "selfie_segmenter.tflite").write_bytes(b"not a model")
     with pytest.raises(RuntimeError, match="selfie_segmenter.tflite"):
         make_mask_source("person", weights=tmp_path)
+
+
+def test_person_source_names_a_model_mediapipe_refuses_with_file_not_found(monkeypatch, tmp_path) -> None:
+    vision = pytest.importorskip("mediapipe.tasks.python.vision")
+
+    def refuse(options):
+        raise FileNotFoundError("Input tensor has type float32: it requires specifying "
+                                "NormalizationOptions metadata to preprocess input images.")
+
+    monkeypatch.setattr(vision.ImageSegmenter, "create_from_options", refuse)
+    (tmp_path / SEGMENTER).write_bytes(b"stand-in")
+    with pytest.raises(RuntimeError, match=r"could not load the segmenter model .*selfie_segmenter\.tflite"
+                                           r".*NormalizationOptions.*annotators/README\.md"):
+        make_mask_source("person", weights=tmp_path)
+
+
+def test_person_source_names_a_model_without_normalization_metadata(mediapipe_models, tmp_path) -> None:
+    """mediapipe raises FileNotFoundError for a float model without NormalizationOptions metadata
+    (here the wheel's pose landmark model under the segmenter's name): the file is named."""
+    shutil.copy(mediapipe_models / LANDMARKS_NO_METADATA, tmp_path / SEGMENTER)
+    with pytest.raises(RuntimeError, match=f"could not load the segmenter model .*{SEGMENTER}"
+                                           ".*NormalizationOptions"):
+        make_mask_source("person", weights=tmp_path)
+
+
+def test_person_mask_on_the_real_segmenter_covers_the_person(mediapipe_models) -> None:
+    """Grace Hopper's portrait (512 x 600): face and uniform in the mask, flag and sky out of it."""
+    source = make_mask_source("person", weights=mediapipe_models / SEGMENTER)
+    try:
+        image = person_photo()
+        masks = source(np.stack([image, image]), HARD)  # threshold 0.5
+        assert masks.shape == (2, 600, 512) and set(np.unique(masks)) <= {0.0, 1.0}
+        for mask in masks:
+            assert 0.45 < mask.mean() < 0.70  # the person fills about 58 % of the picture
+            assert mask[150:300, 200:330].mean() > 0.95  # face
+            assert mask[450:, 60:450].mean() > 0.95  # uniform
+            assert mask[:150, 420:].mean() < 0.02  # sky, top right
+            assert mask[:150, :100].mean() < 0.02  # flag, top left
+        inverted = source(image[None], {**HARD, "mask_invert": True})
+        np.testing.assert_array_equal(inverted[0], 1 - masks[0])
+    finally:
+        source.reset()  # closes the segmenter
 
 
 @pytest.mark.parametrize("name", ["luma", "chroma", "alpha"])

@@ -1,7 +1,10 @@
-"""Tests of the OpenPose-style drawing and the BlazePose mapping (no model needed)."""
+"""Tests of the OpenPose-style drawing and the BlazePose mapping (no model needed), and of the
+pose annotator on the real BlazePose model (built from the mediapipe 0.10.21 wheel; see
+``tests/mediapipe_models.py``)."""
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
@@ -13,6 +16,14 @@ from vacelive.annotators.pose import (
     render_people,
 )
 from vacelive.annotators.pose_drawing import BODY_COLORS, HAND_JOINT_COLOR, LIMB_DIM, LIMBS, draw_openpose
+
+from tests.mediapipe_models import (
+    LANDMARKS_NO_METADATA,
+    POSE_TASK,
+    POSE_TASK_NO_METADATA,
+    models_or_skip,
+    person_photo,
+)
 
 H, W = 400, 300
 
@@ -37,6 +48,12 @@ BODY = np.array([
     [0.42, 0.14],  # 16 right ear
     [0.58, 0.14],  # 17 left ear
 ])
+
+
+@pytest.fixture(scope="module")
+def mediapipe_models():
+    """The pose and selfie models built from the mediapipe 0.10.21 wheel (skips without them)."""
+    return models_or_skip()
 
 
 def px(point: np.ndarray) -> tuple[int, int]:
@@ -161,3 +178,76 @@ def test_pose_annotator_draws_what_it_detects() -> None:
     np.testing.assert_array_equal(out[1], draw_openpose(BODY[None], H, W))
     with_extras = annotator(frames[:1], {"pose_hands": True, "pose_face": True})
     assert (with_extras[0] != out[0]).any()
+
+
+def test_pose_annotator_names_a_model_mediapipe_refuses_with_file_not_found(monkeypatch, tmp_path) -> None:
+    """mediapipe raises FileNotFoundError for a model it cannot use (a float model without
+    NormalizationOptions metadata, a bundle missing a model): the user gets the named file."""
+    vision = pytest.importorskip("mediapipe.tasks.python.vision")
+    from vacelive.annotators import make_annotator
+
+    def refuse(options):
+        raise FileNotFoundError("Input tensor has type float32: it requires specifying "
+                                "NormalizationOptions metadata to preprocess input images.")
+
+    monkeypatch.setattr(vision.PoseLandmarker, "create_from_options", refuse)
+    (tmp_path / "pose_landmarker_full.task").write_bytes(b"stand-in")
+    with pytest.raises(RuntimeError, match=r"could not load the pose model .*pose_landmarker_full\.task"
+                                           r".*NormalizationOptions.*annotators/README\.md"):
+        make_annotator("pose", weights=tmp_path)
+
+
+def test_pose_model_without_normalization_metadata_is_named(mediapipe_models, tmp_path) -> None:
+    """The real case: the 0.10.21 wheel's landmark model bundled as it is."""
+    from vacelive.annotators import make_annotator
+
+    with pytest.raises(RuntimeError, match=f"could not load the pose model .*{POSE_TASK_NO_METADATA}"
+                                           ".*NormalizationOptions"):
+        make_annotator("pose", weights=mediapipe_models / POSE_TASK_NO_METADATA)
+    with pytest.raises(RuntimeError, match=f"could not load the pose model .*{LANDMARKS_NO_METADATA}"):
+        make_annotator("pose", weights=mediapipe_models / LANDMARKS_NO_METADATA)  # not a bundle
+
+
+@pytest.fixture()
+def real_pose(mediapipe_models):
+    from vacelive.annotators import make_annotator
+
+    annotator = make_annotator("pose", weights=mediapipe_models / POSE_TASK)
+    yield annotator
+    annotator.reset()  # closes the landmarker
+
+
+def test_real_pose_model_finds_face_and_shoulders_where_they_are(real_pose) -> None:
+    """Grace Hopper's portrait (512 x 600): face around x 190-350, y 130-330; shoulders at the
+    lower corners. Image left is the person's right."""
+    image = person_photo()
+    people = real_pose.detect(image)
+    assert len(people) == 1
+    body = blazepose_to_openpose(people[0]) * [image.shape[1], image.shape[0]]  # (x, y) pixels
+    nose, right_eye, left_eye = body[0], body[14], body[15]
+    right_shoulder, left_shoulder, neck = body[2], body[5], body[1]
+    assert 220 < nose[0] < 320 and 190 < nose[1] < 270
+    assert 160 < right_eye[1] < nose[1] and 160 < left_eye[1] < nose[1]
+    assert 180 < right_eye[0] < nose[0] < left_eye[0] < 360
+    assert 30 < right_shoulder[0] < 180 and 380 < left_shoulder[0] < 510
+    assert 360 < right_shoulder[1] < 500 and 360 < left_shoulder[1] < 500
+    assert right_shoulder[0] < neck[0] < left_shoulder[0] and neck[1] > nose[1] + 100
+
+
+def test_real_pose_annotator_draws_the_skeleton_on_an_engine_chunk(real_pose) -> None:
+    """12 frames of 832 x 480 (the portrait scaled to 410 x 480, centred, drifting 2 px per frame):
+    every control frame has the nose joint drawn on the face and the neck below it."""
+    portrait = cv2.resize(person_photo(), (410, 480), interpolation=cv2.INTER_AREA)
+    frames = np.full((12, 480, 832, 3), 40, dtype=np.uint8)
+    for i in range(12):
+        frames[i, :, 200 + 2 * i : 610 + 2 * i] = portrait
+    out = real_pose(frames, {"pose_hands": False, "pose_face": False})
+    assert out.shape == frames.shape and out.dtype == np.uint8
+    for i, control in enumerate(out):
+        nose = np.argwhere((control == BODY_COLORS[0]).all(axis=2))  # (row, col) of red pixels
+        face_left = 200 + 2 * i + int(190 * 410 / 512)
+        face_right = 200 + 2 * i + int(350 * 410 / 512)
+        assert len(nose) > 0, f"frame {i}: no nose drawn"
+        row, col = nose.mean(axis=0)
+        assert 150 < row < 230 and face_left < col < face_right, f"frame {i}: nose at {(row, col)}"
+        assert (control == BODY_COLORS[1]).all(axis=2)[int(row) + 60 :].any(), f"frame {i}: no neck"

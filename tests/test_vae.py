@@ -1,9 +1,20 @@
 """Streaming VAE tests on the tiny configs (Wan2.1 VAE and TAEW2.1)."""
 
+from pathlib import Path
+
 import pytest
 import torch
 
-from vacelive.engine.vae import VideoAutoencoder, WanVAE, TAEW, make_autoencoder
+from vacelive.engine.model.loading import check_shapes, read_shapes
+from vacelive.engine.vae import (
+    TAEW,
+    TAEW_CONFIGS,
+    VideoAutoencoder,
+    WanVAE,
+    denormalize_latents,
+    fit_taew_checkpoint,
+    make_autoencoder,
+)
 
 H = W = 16
 KINDS = ["wan", "tae"]
@@ -200,3 +211,62 @@ def test_random_tiny_tae_decodes_to_visible_frames_not_black():
     frames = vae.decode(torch.randn(1, 16, 3, 8, 12), vae.new_cache())
     assert frames.std() > 0.2
     assert (frames.abs() == 1).float().mean() < 0.05  # almost nothing clamped
+
+
+# --- TAEW against taehv's own code --------------------------------------------------------------
+# tests/fixtures/taew_reference/ was made by madebyollin/taehv's taehv.py (see its README.md there):
+# tiny weights in the taew2_1.pth key layout (first TGrow saved twice as wide, as taehv trims it),
+# latents [N, T, C, h, w] and the frames its decode_video gave, uint8 video and its encode_video.
+TAEW_REFERENCE = Path(__file__).parent / "fixtures" / "taew_reference"
+
+
+@pytest.fixture(scope="module")
+def taew_reference():
+    model = make_autoencoder("tae", TAEW_REFERENCE / "taew2_1_tiny.pth", "tiny")
+    io = torch.load(TAEW_REFERENCE / "taehv_reference_io.pth", weights_only=True)
+    return model, io
+
+
+def test_taew_streamed_decode_matches_taehv_decode_video(taew_reference):
+    """The DiT's latents go in as they are (no Wan mean/std); 3-latent chunks give 9 then 12
+    frames, which together are decode_video's output (4 frames per latent, first 3 trimmed)."""
+    model, io = taew_reference
+    latents = io["latents"].transpose(1, 2)  # NTCHW -> [1, 16, 6, h, w]
+    want = io["frames"].transpose(1, 2) * 2 - 1  # [0, 1] NTCHW -> [1, 3, 21, H, W] in [-1, 1]
+    cache = model.new_cache()
+    chunks = [model.decode(latents[:, :, i:i + 3], cache) for i in (0, 3)]
+    assert [c.shape[2] for c in chunks] == [9, 12] and want.shape[2] == 21
+    torch.testing.assert_close(torch.cat(chunks, 2), want, rtol=0, atol=2e-5)
+    # the fixture tells the two semantics apart: Wan-denormalised latents decode elsewhere
+    wrong = model.decode(denormalize_latents(latents), model.new_cache())
+    assert (wrong - want).abs().max() > 0.1
+
+
+def test_taew_streamed_encode_matches_taehv_encode_video(taew_reference):
+    model, io = taew_reference
+    frames = io["video_u8"].transpose(1, 2).float() / 255 * 2 - 1  # [1, 3, 24, H, W] in [-1, 1]
+    cache = model.new_cache()
+    chunks = [model.encode(frames[:, :, i:i + 12], cache) for i in (0, 12)]
+    want = io["encoded"].transpose(1, 2)  # [1, 16, 6, h, w]
+    torch.testing.assert_close(torch.cat(chunks, 2), want, rtol=1e-4, atol=1e-4)
+
+
+def _meta_shapes(cfg) -> dict:
+    with torch.device("meta"):
+        return {k: tuple(v.shape) for k, v in TAEW(cfg).state_dict().items()}
+
+
+def test_fit_taew_checkpoint_makes_weights_check_shapes_agree_with_the_loader():
+    """A wider first TGrow is what the loader trims, so the shapes it leaves must match the model."""
+    shapes = read_shapes(TAEW_REFERENCE / "taew2_1_tiny.pth")[0]
+    assert shapes["decoder.7.conv.weight"] == (32, 16, 1, 1)
+    expected = _meta_shapes(TAEW_CONFIGS["tiny"])
+    assert check_shapes(expected, shapes) == [
+        "shape mismatch: decoder.7.conv.weight is [32, 16, 1, 1], model wants [16, 16, 1, 1]"]
+    assert check_shapes(expected, fit_taew_checkpoint(shapes, "tiny")) == []
+    real = _meta_shapes(TAEW_CONFIGS["real"])
+    wide = dict(real, **{"decoder.7.conv.weight": (512, 256, 1, 1)})
+    assert fit_taew_checkpoint(wide) == real
+    narrow = dict(real, **{"decoder.13.conv.weight": (128, 128, 1, 1)})  # too few rows: reported
+    assert check_shapes(real, fit_taew_checkpoint(narrow)) == [
+        "shape mismatch: decoder.13.conv.weight is [128, 128, 1, 1], model wants [256, 128, 1, 1]"]

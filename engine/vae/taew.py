@@ -12,22 +12,28 @@ The per-stream cache holds, for every MemBlock, its last input frame, so chunks 
   own grouping; no first-frame special case), so 12 frames in -> 3 latents out on every chunk
   with no lag. Frames short of a whole group wait in the cache.
 * **Decode**: each latent gives 4 frames; the first 3 frames of a stream are dropped (taehv's
-  ``frames_to_trim``, aligning with the Wan VAE), so the first chunk of 3 latents gives 9 frames
-  and later chunks 12.
+  ``frames_to_trim``, aligning with the Wan VAE, whose latent 0 is one frame), so the first chunk
+  of 3 latents gives 9 frames and later chunks 12. Concatenated, the chunks of a stream are
+  exactly taehv's ``decode_video`` of all its latents (which decodes 4t frames and drops the
+  first 3); ``tests/test_vae.py`` pins this against a fixture made with taehv's own code.
 
-Latents in and out are normalised with the Wan2.1 statistics like the Wan VAE's; TAEHV itself
-works on raw Wan latents and on pixels in [0, 1].
+Latents: TAEW encodes to and decodes from exactly the latents the DiT uses (taehv's README: "TAEHV
+does not use any latent scales / shifts"), i.e. the same normalised space as
+:func:`~engine.vae.base.normalize_latents` gives for the Wan VAE, so no Wan mean/std is applied
+here. Pixels: ``[-1, 1]`` at the interface, ``[0, 1]`` inside (taehv's range).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .base import DirectedStreamCache, denormalize_latents, load_state_dict_strict, normalize_latents
+from .base import DirectedStreamCache, load_state_dict_strict
 
 
 @dataclass(frozen=True)
@@ -161,7 +167,7 @@ class TAEW(nn.Module):
 
     @torch.no_grad()
     def encode(self, frames: Tensor, cache: TAEWStreamCache) -> Tensor:
-        """Next frames ``[B, 3, T, H, W]`` in [-1, 1] -> normalised latents ``[B, 16, t, H/8, W/8]``.
+        """Next frames ``[B, 3, T, H, W]`` in [-1, 1] -> DiT latents ``[B, 16, t, H/8, W/8]``.
 
         ``t`` = complete groups of 4 frames so far (3 for every 12-frame chunk).
         """
@@ -180,17 +186,17 @@ class TAEW(nn.Module):
         if self.cfg.patch_size > 1:
             x = F.pixel_unshuffle(x.flatten(0, 1), self.cfg.patch_size).unflatten(0, (b, usable))
         z = _apply(self.encoder, x, cache.memory)  # [B, t, 16, h, w]
-        return normalize_latents(z.transpose(1, 2))
+        return z.transpose(1, 2)
 
     @torch.no_grad()
     def decode(self, latents: Tensor, cache: TAEWStreamCache) -> Tensor:
-        """Next normalised latents ``[B, 16, t, h, w]`` -> frames ``[B, 3, T, 8h, 8w]`` in [-1, 1].
+        """Next DiT latents ``[B, 16, t, h, w]`` -> frames ``[B, 3, T, 8h, 8w]`` in [-1, 1].
 
         ``T = 4t``; on a stream's first chunk the first 3 frames are dropped (``T = 4t - 3``).
         """
         cache._claim("decode")
         p = self._param()
-        z = denormalize_latents(latents.to(device=p.device, dtype=p.dtype)).transpose(1, 2)  # [B, t, 16, h, w]
+        z = latents.to(device=p.device, dtype=p.dtype).transpose(1, 2)  # [B, t, 16, h, w]
         y = _apply(self.decoder, z, cache.memory)  # [B, T, 3*p*p, H, W]
         if self.cfg.patch_size > 1:
             y = F.pixel_shuffle(y.flatten(0, 1), self.cfg.patch_size).unflatten(0, y.shape[:2])
@@ -207,19 +213,45 @@ class TAEW(nn.Module):
         return self.encode(image.expand(-1, -1, self.t_downscale, -1, -1), self.new_cache())
 
 
+Shaped = TypeVar("Shaped", Tensor, tuple[int, ...])
+
+
+def _tgrow_rows(config: str) -> dict[str, int]:
+    """``decoder.N.conv.weight`` -> output channels, for every TGrow of the ``config`` model."""
+    with torch.device("meta"):
+        model = TAEW(TAEW_CONFIGS[config])
+    return {f"decoder.{i}.conv.weight": block.conv.weight.shape[0]
+            for i, block in enumerate(model.decoder) if isinstance(block, TGrow)}
+
+
+def fit_taew_checkpoint(state: Mapping[str, Shaped], config: str = "real") -> dict[str, Shaped]:
+    """A checkpoint as the loader uses it: tensors, or just their shapes (for ``weights check``).
+
+    As taehv's ``patch_tgrow_layers`` does, a TGrow weight with more output channels than the
+    model's (a checkpoint trained with time upsampling where this config has none) keeps its last
+    rows, those of the last time step; every other entry is returned as is.
+    """
+    fitted = dict(state)
+    for key, rows in _tgrow_rows(config).items():
+        value = fitted.get(key)
+        if value is None:
+            continue
+        if isinstance(value, Tensor):
+            if value.shape[0] > rows:
+                fitted[key] = value[-rows:]
+        elif value[0] > rows:
+            fitted[key] = (rows, *value[1:])
+    return fitted
+
+
 def load_taew(path, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
               config: str = "real") -> TAEW:
     """Build TAEW2.1 and load ``taew2_1.pth`` strictly (``weights_only=True``).
 
-    As taehv's ``patch_tgrow_layers`` does, a checkpoint ``TGrow`` weight with more output
-    channels than the model's keeps its last-timestep channels; every other difference raises.
+    A wider ``TGrow`` weight is cut as taehv cuts it (:func:`fit_taew_checkpoint`); every other
+    difference raises.
     """
-    state = torch.load(path, map_location=device, weights_only=True)
+    state = fit_taew_checkpoint(torch.load(path, map_location=device, weights_only=True), config)
     model = TAEW(TAEW_CONFIGS[config])
-    own = model.state_dict()
-    for i, block in enumerate(model.decoder):
-        key = f"decoder.{i}.conv.weight"
-        if isinstance(block, TGrow) and key in state and state[key].shape[0] > own[key].shape[0]:
-            state[key] = state[key][-own[key].shape[0]:]
     load_state_dict_strict(model, state, str(path))
     return model.to(device=device, dtype=dtype).eval().requires_grad_(False)

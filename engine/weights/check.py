@@ -28,6 +28,7 @@ from vacelive.engine.model.loading import (
     read_shapes,
 )
 from vacelive.engine.model.model import WanModel
+from vacelive.engine.vae import fit_taew_checkpoint
 
 from .manifest import KNOWN_ROLES, MANIFEST_NAME, WeightFileMissing, WeightsManifest
 from .needs import fetch_command, missing, run_needs
@@ -127,12 +128,14 @@ def check_vace(path: Path, notes: Notes = None) -> list[str]:
     return check_shapes(module_shapes(branch), shapes)
 
 
-def _checker(label: str, build: Callable[[], nn.Module]) -> Callable[..., list[str]]:
-    """A checker comparing a file's keys and shapes with the module ``build()`` makes."""
+def _checker(label: str, build: Callable[[], nn.Module],
+             fit: Callable[[dict], dict] = dict) -> Callable[..., list[str]]:
+    """A checker comparing a file's keys and shapes, as ``fit`` turns them (what the loader does
+    to the file), with the module ``build()`` makes."""
 
     def check(path: Path, notes: Notes = None) -> list[str]:
         _note(notes, f"compared with: {label}")
-        return check_shapes(module_shapes(build), read_shapes(path)[0])
+        return check_shapes(module_shapes(build), fit(read_shapes(path)[0]))
 
     check.__doc__ = f"Compare the file's keys and shapes with the {label}."
     return check
@@ -170,7 +173,7 @@ CHECKERS: dict[str, Callable[..., list[str]]] = {
     "lora": check_lora,
     "vace": check_vace,
     "vae": _checker("Wan2.1 VAE", _wan_vae),
-    "tae": _checker("TAEW2.1", _taew),
+    "tae": _checker("TAEW2.1", _taew, fit=fit_taew_checkpoint),
     "t5": _checker("umT5-XXL encoder", _umt5),
     "depth": _checker("Depth Anything V2 Small", _depth),
 }
