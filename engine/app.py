@@ -9,13 +9,16 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from vacelive.engine.discovery import Advertiser
 from vacelive.engine.loop import Engine
 from vacelive.engine.metrics import Metrics
 from vacelive.engine.osc import OscControl, OscServer, StatusSender
+from vacelive.engine.origin import normalise_origin
 from vacelive.engine.oscquery import OscQueryServer
 from vacelive.engine.params import MODEL_DEFAULTS, REGISTRY, ParamError
 from vacelive.engine.presets import PresetError, load_preset, preset_path, save_preset
@@ -40,10 +43,12 @@ def build_store(preset: str | None = None, overrides: Mapping[str, Any] | None =
     """The parameter store at start-up: defaults, then a preset, then explicit overrides.
 
     Server settings (folders, ports) are applied first so that the media folder is known before
-    paths are checked. Raises :class:`ParamError` or :class:`PresetError` naming what is wrong.
+    paths are checked. A value out of range is refused, naming its flag, never clamped. Raises
+    :class:`ParamError` or :class:`PresetError` naming what is wrong.
     """
     store = ParamStore()
-    overrides = dict(overrides or {})
+    overrides = {name: REGISTRY[name].check(value, f"{REGISTRY[name].cli_flag} {value}")
+                 for name, value in (overrides or {}).items()}
     for name in [n for n in overrides if REGISTRY[n].group == SERVER_GROUP]:
         store.set(name, overrides.pop(name), live=False)
     if preset:
@@ -51,6 +56,11 @@ def build_store(preset: str | None = None, overrides: Mapping[str, Any] | None =
         store.update(loaded.values, live=False)
     store.update(overrides, live=False)
     resolve_model_defaults(store)
+    for origin in store.get("http_allow_origin"):
+        try:
+            normalise_origin(origin)
+        except ValueError as exc:
+            raise ParamError(str(exc)) from None
     return store
 
 
@@ -96,19 +106,25 @@ def install_preset_actions(store: ParamStore) -> None:
 
 
 class LiveRun:
-    """Everything a ``vacelive run`` holds: the engine plus OSC, OSCQuery, status and display."""
+    """Everything a ``vacelive run`` holds: the engine plus OSC, OSCQuery, mDNS, status and display."""
 
     def __init__(self, store: ParamStore, engine: Engine, *, tui: bool = False) -> None:
         self.store = store
         self.engine = engine
         self.status = StatusSender(store, engine.metrics.summary)
         engine.on_error = self.status.send_error
-        self.control = OscControl(store, allow=store.get("osc_allow"))
+        self.control = OscControl(store, allow=store.get("osc_allow"), on_replies=self.status.copy_replies)
         self.osc = OscServer(self.control, store.get("osc_host"), store.get("osc_port"))
         http_port = store.get("http_port")
         self.oscquery = (
-            OscQueryServer(store, engine.metrics.summary, store.get("osc_host"), http_port, self.osc.address)
+            OscQueryServer(store, engine.metrics.summary, store.get("osc_host"), http_port, self.osc.address,
+                           control=self.control, allow_origins=store.get("http_allow_origin"))
             if http_port else None
+        )
+        self.discovery = (
+            Advertiser("vacelive", store.get("osc_host"), self.osc.address[1],
+                       self.oscquery.address[1] if self.oscquery else 0)
+            if store.get("mdns") else None
         )
         self.stuck: list[str] = []
         self.display = None
@@ -131,6 +147,10 @@ class LiveRun:
                      f", OSCQuery on http://{self.oscquery.address[0]}:{self.oscquery.address[1]}/"
                      if self.oscquery else "")
             self.engine.start()
+            self._wait_for_source(float(self.store.get("source_timeout")))
+            if self.discovery is not None:  # advertised once the engine runs: a failed start is never announced
+                self.discovery.start()
+                started.append(self.discovery)
             self.engine.wait()
         finally:
             self.stuck = self.engine.stop(STOP_TIMEOUT_S)
@@ -140,6 +160,20 @@ class LiveRun:
             if self.stuck:
                 log.error("threads still running at shutdown: %s", ", ".join(self.stuck))
         return self.engine.metrics
+
+    def _wait_for_source(self, timeout_s: float) -> None:
+        """With a timeout, the start fails (``BridgeError``) if the source sends nothing in time."""
+        reader = self.engine.source_reader
+        deadline = time.monotonic() + timeout_s
+        while timeout_s > 0 and time.monotonic() < deadline:
+            if reader.first_frame.wait(0.2) or self.engine.stopping.is_set():
+                return
+        if timeout_s <= 0:
+            return
+        from vacelive.bridges import BridgeError
+        from vacelive.engine.loop import waiting_note
+
+        raise BridgeError(f"no frame within --source-timeout {timeout_s:g} s: {waiting_note(reader.source)}")
 
     def _install_signal_handlers(self):
         if threading.current_thread() is not threading.main_thread():

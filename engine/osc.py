@@ -1,10 +1,16 @@
 """OSC control (python-osc): set and query every registry parameter, report status.
 
 - ``/vacelive/<param> <value>`` sets; with no argument the sender gets the current value back at
-  the same address. Ints, floats (TouchDesigner's OSC Out CHOP sends only floats) and strings are
-  accepted as the parameter's type allows; bundles work (their time tags are not waited for).
-- Out-of-range numbers are clamped and logged. A wrong type, an unknown address or a refused
-  path is logged, answered with ``/vacelive/error <address> <reason>`` and changes nothing.
+  the same address (bools as T/F). Ints, floats (TouchDesigner's OSC Out CHOP sends only floats) and
+  strings are accepted as the parameter's type allows; bundles work (their time tags are not waited
+  for).
+- A trigger (``/vacelive/cut``) has no value to query: a message with no argument, with nil (N),
+  impulse (I), true (T) or a non-zero number fires it; false (F) and 0 (a released button) do not.
+- Out-of-range numbers are clamped, logged and answered with the value in force. A wrong type,
+  an unknown address or a refused path is logged, answered with ``/vacelive/error <address>
+  <reason>`` and changes nothing. Every answer goes to the sender and to the ``osc_reply`` target.
+- The same handling serves OSC packets that arrive over the OSCQuery WebSocket
+  (:meth:`OscControl.handle_packet`).
 - The server runs on one thread with a blocking socket: a flood of messages is handled in order
   without spawning threads, and no message can stop the engine.
 - :class:`StatusSender` sends ``/vacelive/status/<name>`` to the reply target at least once a
@@ -24,12 +30,15 @@ from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.osc_server import BlockingOSCUDPServer
 
 from vacelive.engine.params import OSC_PREFIX, Kind, Param, ParamError
-from vacelive.engine.ratelimit import LogLimiter
+from vacelive.engine.ratelimit import LogLimiter, RateLimitFilter
 from vacelive.engine.state import ParamStore
 
 log = logging.getLogger(__name__)
 refusals = LogLimiter(log)
 """Refused messages are logged at most a few a second (a flood must not flood the terminal)."""
+
+PYTHONOSC_LOG_LIMIT = RateLimitFilter("/pythonosc/")
+"""python-osc logs some bad packets on the root logger, one line each: those go through this."""
 
 ERROR_ADDRESS = OSC_PREFIX + "error"
 STATUS_PREFIX = OSC_PREFIX + "status/"
@@ -40,11 +49,16 @@ Reply = tuple[Any, ...]
 
 
 def osc_value(param: Param, value: Any) -> list[Any]:
-    """The OSC arguments that carry ``value`` of ``param``."""
+    """The OSC arguments that carry ``value`` of ``param`` (a bool as True/False: OSC T/F).
+
+    A trigger has no value: it is carried by a message without arguments.
+    """
     if param.kind is Kind.STRING_LIST:
         return list(value)
-    if param.kind in (Kind.BOOL, Kind.TRIGGER):
-        return [int(bool(value))]
+    if param.kind is Kind.TRIGGER:
+        return []
+    if param.kind is Kind.BOOL:
+        return [bool(value)]
     return [value]
 
 
@@ -54,6 +68,33 @@ def build_message(address: str, args: Iterable[Any]) -> bytes:
     for arg in args:
         builder.add_arg(arg)
     return builder.build().dgram
+
+
+def impulses_as_nil(packet: bytes) -> bytes:
+    """``packet`` with every OSC impulse type tag (``I``) turned into nil (``N``).
+
+    python-osc cannot parse ``I`` (it drops the argument with a warning); both carry no data, so
+    the swap changes no offsets. Bundles are walked; anything malformed is returned unchanged for
+    the parser to refuse.
+    """
+    if packet.startswith(b"#bundle\x00"):
+        out, at = bytearray(packet[:16]), 16
+        while at + 4 <= len(packet):
+            size = int.from_bytes(packet[at:at + 4], "big")
+            element = packet[at + 4:at + 4 + size]
+            if len(element) != size:
+                return packet
+            out += packet[at:at + 4] + impulses_as_nil(element)
+            at += 4 + size
+        return bytes(out) if at == len(packet) else packet
+    address_end = packet.find(b"\x00")
+    if address_end < 0:
+        return packet
+    tags_start = (address_end // 4 + 1) * 4  # the address is padded to a multiple of 4 bytes
+    tags_end = packet.find(b"\x00", tags_start)
+    if packet[tags_start:tags_start + 1] != b"," or tags_end < 0 or b"I" not in packet[tags_start:tags_end]:
+        return packet
+    return packet[:tags_start] + packet[tags_start:tags_end].replace(b"I", b"N") + packet[tags_end:]
 
 
 def _error_reply(address: str, reason: str) -> Reply:
@@ -67,31 +108,60 @@ class _SafeDispatcher(Dispatcher):
     UnicodeDecodeError from the parser, which must not reach the server loop.
     """
 
-    def __init__(self, on_malformed: Callable[[], None]) -> None:
+    def __init__(self, on_malformed: Callable[[], None], on_replies: Callable[[list, tuple[str, int]], None]) -> None:
         super().__init__(strict_timing=False)
         self._on_malformed = on_malformed
+        self._on_replies = on_replies
 
     def call_handlers_for_packet(self, data: bytes, client_address: tuple[str, int]) -> list:
         try:
-            return super().call_handlers_for_packet(data, client_address)
+            replies = super().call_handlers_for_packet(impulses_as_nil(data), client_address)
         except Exception as exc:
             self._on_malformed()
             refusals.log(logging.WARNING, "malformed OSC packet from %s dropped: %s", client_address[0], exc)
             return []
+        if replies:
+            self._on_replies(replies, client_address)
+        return replies
 
 
 class OscControl:
-    """Maps every parameter address to the store; answers queries and errors."""
+    """Maps every parameter address to the store; answers queries, clamps and errors.
 
-    def __init__(self, store: ParamStore, *, allow: Iterable[str] = ()) -> None:
+    Every answer goes back to the sender (python-osc replies to its address and port) and, through
+    ``on_replies``, may be copied elsewhere (the ``osc_reply`` target: one-shot senders such as
+    ``oscsend`` have closed their port by the time the answer comes).
+    """
+
+    def __init__(self, store: ParamStore, *, allow: Iterable[str] = (),
+                 on_replies: Callable[[list[Reply], tuple[str, int]], None] | None = None) -> None:
         self.store = store
         self.allow = frozenset(allow)
         self.received = 0
         self.refused = 0
-        self.dispatcher = _SafeDispatcher(self._count_malformed)
+        self.on_replies = on_replies
+        self.dispatcher = _SafeDispatcher(self._count_malformed, self._copy_replies)
         for param in store.registry:
             self.dispatcher.map(param.address, self._handle, param, needs_reply_address=True)
         self.dispatcher.set_default_handler(self._unknown, needs_reply_address=True)
+
+    def handle_packet(self, data: bytes, client: tuple[str, int]) -> list[bytes]:
+        """Apply one OSC packet that came over a stream (the OSCQuery WebSocket); return the replies.
+
+        The same allow-list, checks and answers as for UDP; the replies are encoded OSC messages
+        for the caller to send back on the stream it read from.
+        """
+        if not self.allowed(client[0]):
+            self.received += 1
+            self.refused += 1
+            refusals.log(logging.WARNING, "OSC from %s refused: not in the allow-list", client[0])
+            return []
+        replies = self.dispatcher.call_handlers_for_packet(data, client)
+        return [build_message(reply[0], reply[1:]) for reply in replies]
+
+    def _copy_replies(self, replies: list[Reply], client: tuple[str, int]) -> None:
+        if self.on_replies is not None:
+            self.on_replies(replies, client)
 
     def _count_malformed(self) -> None:
         self.received += 1
@@ -117,6 +187,11 @@ class OscControl:
             return _error_reply(address, f"internal error: {exc!r}")
 
     def _apply(self, param: Param, address: str, args: tuple[Any, ...]) -> Reply | None:
+        if param.kind is Kind.TRIGGER:
+            if len(args) > 1:
+                raise ParamError(f"{param.name}: expected at most one argument, got {len(args)}")
+            self.store.set(param.name, args[0] if args else None)  # fires unless false or 0
+            return None
         if not args:
             return (param.address, *osc_value(param, self.store.get(param.name)))
         if param.kind is Kind.STRING_LIST:
@@ -125,12 +200,9 @@ class OscControl:
             raise ParamError(f"{param.name}: expected one argument, got {len(args)}")
         else:
             value = args[0]
-        if param.kind is Kind.TRIGGER:
-            fired, _ = param.coerce(value)
-            if fired:
-                self.store.set(param.name, True)
-            return None
-        self.store.set(param.name, value)
+        applied, note = self.store.set(param.name, value)
+        if note is not None:  # clamped or rounded: say what is in force
+            return (param.address, *osc_value(param, applied))
         return None
 
     def _unknown(self, client: tuple[str, int], address: str, *args: Any) -> Reply:
@@ -174,7 +246,10 @@ class OscServer:
         return str(host), int(port)
 
     def start(self) -> None:
-        """Serve on a background thread."""
+        """Serve on a background thread (python-osc's own per-packet warnings rate-limited)."""
+        root = logging.getLogger()
+        if PYTHONOSC_LOG_LIMIT not in root.filters:
+            root.addFilter(PYTHONOSC_LOG_LIMIT)
         self._thread.start()
 
     def stop(self) -> None:
@@ -227,6 +302,14 @@ class StatusSender:
         except OSError as exc:
             log.debug("status send to %s failed: %s", target, exc)
 
+    def copy_replies(self, replies: list[Reply], client: tuple[str, int]) -> None:
+        """Send answers given to ``client`` to the reply target too (unless it is that client)."""
+        target = self.target()
+        if target is None or target == (client[0], client[1]):
+            return
+        for reply in replies:
+            self.send(reply[0], *reply[1:])
+
     def send_error(self, message: str) -> None:
         """Report an engine error to the reply target."""
         self.send(ERROR_ADDRESS, "engine", message[:MAX_ERROR_TEXT])
@@ -248,8 +331,9 @@ class StatusSender:
         self._thread.start()
 
     def stop(self) -> None:
-        """Stop sending and join the thread."""
+        """Stop sending, join the thread (if it was started) and close the socket."""
         self._stop.set()
-        self._thread.join(5.0)
+        if self._thread.ident is not None:
+            self._thread.join(5.0)
         self._sock.close()
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import enum
 import math
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -31,7 +32,7 @@ class Kind(str, enum.Enum):
     CHOICE = "choice"
     PATH = "path"  # a file below the media folder (confined; see engine.paths)
     STRING_LIST = "string_list"
-    TRIGGER = "trigger"  # an action with no value: any truthy message fires it
+    TRIGGER = "trigger"  # an action with no value: no argument, nil, impulse, true or a non-zero number fires it
 
 
 class Applies(str, enum.Enum):
@@ -44,6 +45,20 @@ class Applies(str, enum.Enum):
 
 class ParamError(ValueError):
     """A value cannot be taken: wrong type, not a choice, not finite, too long."""
+
+
+OSCQUERY_UNITS: dict[str, str] = {
+    "px": "distance.pixels",
+    "fps": "time.hz",
+    "ms": "time.ms",
+    "s": "time.second",
+    "chunks": "",
+}
+"""Each ``Param.unit`` and its name in the OSCQuery proposal's unit list ('' where none fits).
+
+The registry refuses a unit missing here, so a new unit is mapped (or marked as having no
+OSCQuery name) when it is introduced.
+"""
 
 
 @dataclass(frozen=True)
@@ -61,6 +76,7 @@ class Param:
     choices: tuple[str, ...] = ()
     unit: str = ""
     in_presets: bool = True  # saved to and loaded from presets
+    text_format: str = ""  # a STRING's form when not empty: a key of TEXT_FORMATS
 
     @property
     def address(self) -> str:
@@ -71,6 +87,11 @@ class Param:
     def cli_flag(self) -> str:
         """The command-line flag, e.g. ``--context-scale``."""
         return "--" + self.name.replace("_", "-")
+
+    @property
+    def oscquery_unit(self) -> str:
+        """The unit as the OSCQuery proposal names it, or '' (no unit, or none in its list fits)."""
+        return OSCQUERY_UNITS.get(self.unit, "")
 
     @property
     def writable_live(self) -> bool:
@@ -99,7 +120,8 @@ class Param:
         if kind is Kind.BOOL:
             return _as_bool(self.name, value), None
         if kind is Kind.TRIGGER:
-            return _as_bool(self.name, value), None
+            # OSC nil (N) and impulse (I) carry no value: they fire, as a message without arguments does
+            return (True if value is None else _as_bool(self.name, value)), None
         if kind is Kind.CHOICE:
             return self._choice(value), None
         if kind is Kind.STRING_LIST:
@@ -107,7 +129,27 @@ class Param:
             if not isinstance(items, (list, tuple)) or not all(isinstance(i, str) for i in items):
                 raise ParamError(f"{self.name}: expected a list of strings, got {_describe(value)}")
             return [_as_string(self.name, i) for i in items], None
-        return _as_string(self.name, value), None  # STRING, PATH
+        text = _as_string(self.name, value)  # STRING, PATH
+        if text and self.text_format:
+            pattern, example = TEXT_FORMATS[self.text_format]
+            if not re.fullmatch(pattern, text):
+                raise ParamError(f"{self.name}: {text!r} is not {self.text_format} (e.g. {example})")
+        return text, None
+
+    def check(self, value: Any, label: str | None = None) -> Any:
+        """The value in this parameter's type, for values given at start (flags, presets): where
+        :meth:`coerce` would clamp or round, this refuses with :class:`ParamError` naming
+        ``label`` (default ``name = value``), the value and the range."""
+        coerced, note = self.coerce(value)
+        if note is None:
+            return coerced
+        number = _as_number(self.name, value)
+        label = label or f"{self.name} = {_fmt(number)}"
+        low = -math.inf if self.minimum is None else self.minimum
+        high = math.inf if self.maximum is None else self.maximum
+        if not low <= number <= high:
+            raise ParamError(f"{label}: out of range {self.range_text()}")
+        raise ParamError(f"{label}: must be a whole number")
 
     def _clamp(self, number: float) -> tuple[float, str | None]:
         low = -math.inf if self.minimum is None else self.minimum
@@ -171,6 +213,13 @@ def _as_bool(name: str, value: Any) -> bool:
     raise ParamError(f"{name}: expected a bool (or 0/1), got {_describe(value)}")
 
 
+TEXT_FORMATS: dict[str, tuple[str, str]] = {
+    "host:port": (r"[^\s:]*:(6553[0-5]|655[0-2]\d|65[0-4]\d{2}|6[0-4]\d{3}|[1-5]\d{4}|[1-9]\d{0,3})",
+                  "127.0.0.1:9002"),
+}
+"""Forms a STRING parameter may require: a full-match pattern and an example for the error."""
+
+
 def _as_string(name: str, value: Any) -> str:
     if not isinstance(value, str):
         raise ParamError(f"{name}: expected a string, got {_describe(value)}")
@@ -189,6 +238,9 @@ class Registry:
         if len(self._params) != len(params):
             raise ValueError("duplicate parameter names in the registry")
         for p in params:
+            if p.unit and p.unit not in OSCQUERY_UNITS:
+                raise ValueError(f"unit {p.unit!r} of {p.name}: add it to OSCQUERY_UNITS ('' if the OSCQuery "
+                                 "proposal's unit list has none that fits)")
             if p.kind not in (Kind.TRIGGER,):
                 coerced, note = p.coerce(p.default)
                 if note is not None or coerced != p.default:
@@ -298,6 +350,9 @@ REGISTRY = Registry([
           applies=RESTART, group="output", minimum=0, maximum=2048, unit="px"),
     Param("source", S, "testpattern", "Input spec: testpattern, file:PATH, images:DIR, camera:N, "
           "ndi:NAME, spout:NAME, syphon:NAME.", applies=RESTART, group="io"),
+    Param("source_timeout", F, 0.0, "Stop the start if the source delivers no frame within this time "
+          "(0 = wait for it as long as it takes, saying what it waits for).", applies=RESTART, group="io",
+          minimum=0.0, maximum=3600.0, unit="s"),
     Param("sink", L, ["null"], "Output specs (repeatable): null, file:PATH, ndi:NAME, spout:NAME, "
           "syphon:NAME, virtualcam.", applies=RESTART, group="io"),
     # --- model ------------------------------------------------------------------------------
@@ -331,12 +386,18 @@ REGISTRY = Registry([
           group="server", in_presets=False),
     Param("osc_port", I, 9000, "OSC UDP port (0 = a free port chosen by the system, logged at start).",
           applies=RESTART, group="server", minimum=0, maximum=65535, in_presets=False),
-    Param("osc_reply", S, "", "host:port that receives /vacelive/status/* once a second ('' = off).",
+    Param("osc_reply", S, "", "host:port that receives /vacelive/status/* once a second, errors and a copy "
+          "of every answer ('' = off).", text_format="host:port",
           applies=NOW, group="server", in_presets=False),
     Param("osc_allow", L, [], "Sender addresses allowed to send OSC (empty = any).", applies=RESTART,
           group="server", in_presets=False),
-    Param("http_port", I, 9001, "OSCQuery HTTP port on the OSC host (0 = off).", applies=RESTART,
+    Param("http_port", I, 9001, "OSCQuery HTTP and WebSocket port on the OSC host (0 = off).", applies=RESTART,
           group="server", minimum=0, maximum=65535, in_presets=False),
+    Param("http_allow_origin", L, [], "Web page origins (scheme://host:port) that may read the OSCQuery "
+          "namespace and use its WebSocket; requests without an Origin header (TouchDesigner, Chataigne, "
+          "curl) are always served, other web pages never.", applies=RESTART, group="server", in_presets=False),
+    Param("mdns", B, True, "Advertise OSCQuery (_oscjson._tcp) and OSC (_osc._udp) by zeroconf/mDNS on the "
+          "interfaces the OSC server is bound to.", applies=RESTART, group="server", in_presets=False),
     Param("media_dir", S, "media", "Folder that reference, keyframe and mask paths are confined to.",
           applies=RESTART, group="server", in_presets=False),
     Param("preset_dir", S, "presets", "Folder of presets (TOML).", applies=RESTART, group="server",

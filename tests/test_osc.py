@@ -5,7 +5,8 @@ import time
 
 import pytest
 
-from vacelive.engine.osc import OscControl, OscServer, StatusSender, parse_host_port
+from vacelive.engine.osc import OscControl, OscServer, StatusSender, impulses_as_nil, osc_value, parse_host_port
+from vacelive.engine.params import REGISTRY
 from vacelive.engine.state import ParamStore
 from tests.osc_peer import Peer, bundle
 
@@ -50,6 +51,7 @@ def test_touchdesigner_floats_for_ints_bools_and_choices(served):
     peer.send("/vacelive/annotator", 6.0)
     peer.send("/vacelive/seed", 17)
     assert peer.ask("/vacelive/steps") == [2]
+    assert peer.ask("/vacelive/pause") == [True]  # answered as OSC true (T), not the int 1
     assert (store.get("steps"), store.get("pause"), store.get("annotator"), store.get("seed")) == (2, True, "flow", 17)
 
 
@@ -145,3 +147,64 @@ def test_parse_host_port():
     for bad in ("nope", "host:0", "host:99999", "host:abc"):
         with pytest.raises(ValueError):
             parse_host_port(bad)
+
+
+def test_a_bool_is_answered_as_true_or_false(served):
+    store, _, peer = served
+    for sent, expected in ((1.0, True), (0, False), (True, True), (False, False)):
+        peer.send("/vacelive/mask_invert", sent)
+        (answer,) = peer.ask("/vacelive/mask_invert")
+        assert answer is expected  # OSC T / F, which python-osc reads as bools
+    assert osc_value(REGISTRY["pause"], True) == [True]
+
+
+def impulse(address):
+    """A message with one OSC impulse (``I``) argument, which python-osc cannot build."""
+    padded = address.encode() + b"\x00" * (4 - len(address) % 4)
+    return padded + b",I\x00\x00"
+
+
+@pytest.mark.parametrize("args, fires", [
+    ((), True), (("I",), True), ((None,), True), ((True,), True), ((1.0,), True), ((1,), True), ((-2.5,), True),
+    ((False,), False), ((0.0,), False), ((0,), False),
+])
+def test_a_trigger_fires_on_no_argument_impulse_true_or_a_number(served, args, fires):
+    store, _, peer = served
+    fired = []
+    store.subscribe(lambda param, value: fired.append(param.name) if param.name == "cut" else None)
+    if args == ("I",):
+        peer.send_raw(impulse("/vacelive/cut"))
+    else:
+        peer.send("/vacelive/cut", *args)
+    assert peer.ask("/vacelive/seed") == [42]  # the next message answered: the trigger sent no reply
+    assert fired == (["cut"] if fires else [])
+
+
+def test_a_trigger_with_two_arguments_is_refused(served):
+    _, _, peer = served
+    peer.send("/vacelive/cut", 1, 1)
+    address, args = peer.receive()
+    assert address == "/vacelive/error" and "at most one argument" in args[1]
+
+
+def test_impulse_type_tags_become_nil_in_messages_and_bundles():
+    message = impulse("/vacelive/cut")
+    assert impulses_as_nil(message) == message.replace(b",I", b",N")
+    inner = impulse("/a")
+    packet = b"#bundle\x00" + b"\x00" * 8 + len(inner).to_bytes(4, "big") + inner
+    assert impulses_as_nil(packet).endswith(b",N\x00\x00")
+    for untouched in (b"/vacelive/seed\x00\x00,i\x00\x00\x00\x00\x00\x07", b"junk", b"#bundle\x00" + b"\xff" * 20):
+        assert impulses_as_nil(untouched) == untouched
+
+
+def test_packets_from_a_stream_obey_the_allow_list_and_return_replies():
+    store = ParamStore()
+    control = OscControl(store, allow=["127.0.0.1"])
+    from tests.osc_peer import message
+
+    assert control.handle_packet(message("/vacelive/seed", 9), ("127.0.0.1", 1)) == []
+    assert store.get("seed") == 9
+    (reply,) = control.handle_packet(message("/vacelive/seed"), ("127.0.0.1", 1))
+    assert reply == message("/vacelive/seed", 9)
+    assert control.handle_packet(message("/vacelive/seed", 3), ("10.1.1.1", 1)) == []
+    assert store.get("seed") == 9 and control.refused == 1

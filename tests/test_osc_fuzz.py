@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from vacelive.engine.loop import Engine
-from vacelive.engine.osc import OscControl, OscServer
+from vacelive.engine.osc import OscControl, OscServer, impulses_as_nil
 from vacelive.engine.params import REGISTRY, Kind
 from vacelive.engine.state import ParamStore
 from tests.fakes import CountingSource, RecordingSink, ScriptedGenerator
@@ -58,6 +58,15 @@ def test_random_bytes_never_raise(data):
     control.dispatcher.call_handlers_for_packet(data, ("127.0.0.1", 5555))
     control.dispatcher.call_handlers_for_packet(b"/vacelive/seed\x00\x00" + data, ("127.0.0.1", 5555))
     assert_all_in_range(store)
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.binary(max_size=256), impulse_at=st.integers(min_value=0, max_value=255))
+def test_the_impulse_rewrite_never_moves_a_byte(data, impulse_at):
+    data = data[:impulse_at] + b"I" + data[impulse_at:]
+    rewritten = impulses_as_nil(data)
+    assert len(rewritten) == len(data)
+    assert all(a == b or (a, b) == (ord("I"), ord("N")) for a, b in zip(data, rewritten))
 
 
 def test_a_flood_of_hostile_messages_does_not_stop_the_clock():
