@@ -50,6 +50,11 @@ class Source(ABC):
         """The source's own frame rate when it has one (files, cameras), else ``None``."""
         return None
 
+    def visible(self) -> list[str] | None:
+        """For a network source: the senders it can see now (so a user waiting for one can tell a
+        typo from a sender that is not up yet); ``None`` for sources without discovery."""
+        return None
+
     @abstractmethod
     def close(self) -> None:
         """Release everything; safe to call twice."""

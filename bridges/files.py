@@ -33,6 +33,7 @@ class FileSource(Source):
         self._container = None
         self._stream = None
         self._frames = None
+        self._pending: np.ndarray | None = None
         self._fps: float | None = None
         self._clock: FrameClock | None = None
 
@@ -70,11 +71,22 @@ class FileSource(Source):
         self._fps = float(rate) if rate else 30.0
         self._clock = FrameClock(self._fps)
         self._frames = self._container.decode(self._stream)
+        try:  # decode one frame now, so an undecodable file stops the start instead of playing nothing
+            self._pending = next(self._frames).to_ndarray(format="rgb24")
+        except (StopIteration, av.FFmpegError) as exc:
+            self.close()
+            self.state = BridgeState.FAILED
+            reason = f": {exc}" if str(exc) else ""
+            raise BridgeError(f"{self.name}: cannot decode a frame of {self.path}{reason}") from None
         self.finished = False
         self.state = BridgeState.LIVE
 
     def _next_frame(self) -> np.ndarray | None:
         import av
+
+        if self._pending is not None:
+            frame, self._pending = self._pending, None
+            return frame
 
         for attempt in range(2):
             try:

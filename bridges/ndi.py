@@ -163,6 +163,10 @@ class NDISource(Source):
         self._connected_to = None
         self._last_stamp = None
 
+    def visible(self) -> list[str] | None:
+        """The NDI senders discovery sees now (``HOST (name)``)."""
+        return sorted(self._finder.get_source_names()) if self._finder is not None else []
+
     def _find(self):
         for full_name in self._finder.get_source_names():
             if matches(full_name, self.source_name):

@@ -72,6 +72,10 @@ class SpoutSource(Source):
         self._receiver = receiver
         self.state = BridgeState.CONNECTING
 
+    def visible(self) -> list[str] | None:
+        """The Spout senders on this machine now."""
+        return sorted(self._receiver.getSenderList()) if self._receiver is not None else []
+
     def read(self, timeout: float = 0.1) -> np.ndarray | None:
         """Return the sender's next frame, or ``None`` when none came within ``timeout``."""
         receiver = self._receiver

@@ -61,6 +61,12 @@ class SyphonSource(Source):
         self._directory.run_loop_interval = 0.001
         self.state = BridgeState.CONNECTING
 
+    def visible(self) -> list[str] | None:
+        """The Syphon servers the directory knows now (``app: name``)."""
+        if self._directory is None:
+            return []
+        return sorted(f"{getattr(s, 'app_name', '')}: {getattr(s, 'name', '')}" for s in self._directory.servers)
+
     def _connect(self) -> bool:
         directory = self._directory
         if self.server_name:

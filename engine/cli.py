@@ -21,6 +21,9 @@ from vacelive.engine.weights.sets import DEFAULT_SET, SETS
 
 log = logging.getLogger("vacelive")
 
+PIPED_WIDTH = 240
+"""Table width when the output is not a terminal."""
+
 NOT_ON_CLI = ("cut", "preset_load", "preset_save")
 """Actions that only make sense while running (over OSC)."""
 
@@ -61,9 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     sub = parser.add_subparsers(dest="command", required=True)
 
-    run = sub.add_parser("run", help="run the live engine", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    run = sub.add_parser("run", help="run the live engine")  # each parameter's help already gives its default
     run.add_argument("--preset", help="preset name (in the preset folder) or path to a .toml file")
-    run.add_argument("--frames", type=int, default=0, help="stop after N output frames (0 = run until stopped)")
+    run.add_argument("--frames", type=int, default=0, help="stop after N output frames (default: 0 = run until stopped)")
     run.add_argument("--tui", action=argparse.BooleanOptionalAction, default=None,
                      help="live status display (default: when stderr is a terminal)")
     add_param_flags(run)
@@ -168,10 +171,11 @@ def cmd_params(args: argparse.Namespace) -> int:
 
         table = Table(title="vacelive parameters")
         for column in ("address", "type", "default", "range", "applies", "description"):
-            table.add_column(column)
+            table.add_column(column, no_wrap=column != "description", overflow="fold")
         for p in REGISTRY:
             table.add_row(p.address, p.kind.value, repr(p.default), p.range_text(), p.applies.value, p.description)
-        Console().print(table)
+        # piped or redirected: no terminal width to fit, so nothing is cut (addresses stay whole)
+        Console(width=None if sys.stdout.isatty() else PIPED_WIDTH).print(table)
     return 0
 
 

@@ -148,37 +148,62 @@ class _Stage(threading.Thread):
 
 
 class SourceReader(_Stage):
-    """Reads the source, resizes crop-to-fill, limits to the engine fps, feeds the annotator."""
+    """Reads the source, resizes crop-to-fill, limits to the engine fps, feeds the annotator.
+
+    The engine opens the source before the clock starts; a source lost later is reopened every
+    :data:`RETRY_S`. While a network source has delivered nothing (its sender is not up yet, or
+    gone), it says so after :data:`WAIT_NOTICE_S` and every :data:`WAIT_REPEAT_S`, naming the
+    senders it can see (log, status ``source_note``, TUI). :attr:`first_frame` is set by the
+    first frame.
+    """
 
     RETRY_S = 2.0
+    WAIT_NOTICE_S = 2.0
+    WAIT_REPEAT_S = 10.0
 
     def __init__(self, engine: "Engine", source: Source) -> None:
         super().__init__("source", engine)
         self.source = source
+        self.first_frame = threading.Event()
         self._open = False
         self._next_emit = 0.0
+        self._waiting_since: float | None = None
+        self._next_notice = 0.0
+
+    def open_now(self) -> None:
+        """Open the source (before the clock starts); :class:`BridgeError` says why it cannot."""
+        self.source.open()
+        self._open = True
+        self.engine.metrics.source_state = self.source.state.value
 
     def step(self) -> None:
         engine = self.engine
         if not self._open:
             try:
-                self.source.open()
-                self._open = True
+                self.open_now()
             except BridgeError as exc:
                 engine.metrics.source_state = BridgeState.FAILED.value
-                engine.report_error(f"source {self.source.name}: {exc}")
+                engine.report_error(f"source: {exc}", condition="source")
                 engine.stopping.wait(self.RETRY_S)
                 return
         try:
             frame = self.source.read(timeout=0.1)
         except Exception as exc:  # a broken source is reopened, the clock goes on
-            engine.report_error(f"source {self.source.name}: {exc!r}; reopening")
+            engine.report_error(f"source {self.source.name}: {exc!r}; reopening", condition="source")
             self._close_source()
             engine.stopping.wait(self.RETRY_S)
             return
         engine.metrics.source_state = self.source.state.value
         if frame is None:
+            self._note_waiting()
             return
+        if self._waiting_since is not None:
+            if engine.metrics.source_note:
+                log.info("source %s: receiving", self.source.name)
+            self._waiting_since = None
+            engine.metrics.source_note = ""
+        self.first_frame.set()
+        engine.clear_error("source")
         now = time.monotonic()
         engine.metrics.fps_in.tick(now)
         period = 1.0 / engine.store.get("fps")
@@ -189,6 +214,21 @@ class SourceReader(_Stage):
         image = crop_to_fill(frame, engine.width, engine.height)
         engine.metrics.dropped_frames += engine.frames_q.put(InputFrame(image, now, engine.epoch))
         engine.metrics.record("resize", (time.perf_counter() - started) * 1000.0)
+
+    def _note_waiting(self) -> None:
+        """Say what a network source is waiting for, soon after it starts waiting and then now and again."""
+        if self.source.state not in (BridgeState.CONNECTING, BridgeState.LOST):
+            return
+        now = time.monotonic()
+        if self._waiting_since is None:
+            self._waiting_since = now
+            self._next_notice = now + self.WAIT_NOTICE_S
+        if now < self._next_notice:
+            return
+        self._next_notice = now + self.WAIT_REPEAT_S
+        note = waiting_note(self.source)
+        log.warning("%s", note)
+        self.engine.metrics.source_note = note
 
     def _close_source(self) -> None:
         try:
@@ -278,19 +318,22 @@ class AnnotatorStage(_Stage):
         try:
             control = self._annotator(rgb[None], snapshot)[0]
         except Exception as exc:  # hold the last good control frame
-            self.engine.report_error(f"annotator {self._annotator_name}: {exc!r}")
+            self.engine.report_error(f"annotator {self._annotator_name}: {exc!r}", condition="annotator")
             return self._last_control if self._last_control is not None else np.zeros_like(rgb)
         self._last_control = control
+        self.engine.clear_error("annotator")
         return control
 
     def _mask(self, rgb: np.ndarray, alpha: np.ndarray | None, snapshot: Snapshot) -> np.ndarray | None:
         if self._mask_source is None:
             return None
         try:
-            return self._mask_source(rgb[None], snapshot, alpha)[0]
+            mask = self._mask_source(rgb[None], snapshot, alpha)[0]
         except Exception as exc:  # no mask this frame: generate everywhere
-            self.engine.report_error(f"mask {self._mask_name}: {exc!r}")
+            self.engine.report_error(f"mask {self._mask_name}: {exc!r}", condition="mask")
             return np.ones(rgb.shape[:2], dtype=np.float32)
+        self.engine.clear_error("mask")
+        return mask
 
 
 class ChunkAssembler(_Stage):
@@ -330,6 +373,14 @@ class ChunkAssembler(_Stage):
         self._chunks_made += 1
         engine.metrics.dropped_chunks += engine.chunk_q.put(chunk)
         engine.metrics.record("assemble", (time.perf_counter() - started) * 1000.0)
+
+
+def waiting_note(source: Source) -> str:
+    """``waiting for ndi source 'X' (visible now: A, B)``: what a source waits for and what it sees."""
+    scheme, _, wanted = source.name.partition(":")
+    visible = source.visible()
+    seen = "" if visible is None else f" (visible now: {', '.join(visible) if visible else 'none'})"
+    return f"waiting for {scheme} source '{wanted.split('?')[0]}'{seen}"
 
 
 def _control(frame: AnnotatedFrame) -> np.ndarray:
@@ -373,7 +424,8 @@ class GeneratorStage(_Stage):
         except Exception as exc:
             self._failures += 1
             engine.metrics.generator_errors += 1
-            engine.report_error(f"generator: {exc!r} (chunk {chunk.index}, failure {self._failures} in a row)")
+            engine.report_error(f"generator: {exc!r} (chunk {chunk.index}, failure {self._failures} in a row)",
+                                condition="generator")
             log.debug("generator failure", exc_info=True)
             if _is_out_of_memory(exc):
                 self._out_of_memory()
@@ -381,6 +433,7 @@ class GeneratorStage(_Stage):
                 self._reset_generator()
             return
         self._failures = 0
+        engine.clear_error("generator")
         engine.metrics.mode = self.generator.mode
         for name, ms in self.generator.timings.items():
             engine.metrics.record(name, ms)
@@ -461,9 +514,10 @@ class SinkWriter(_Stage):
             self.sink.write(frame)
             self.engine.metrics.record(f"write_{self.sink.name.partition(':')[0]}",
                                        (time.perf_counter() - started) * 1000.0)
+            self.engine.clear_error(f"sink {self.sink.name}")
         except Exception as exc:
             self.engine.metrics.sink_errors += 1
-            self.engine.report_error(f"sink {self.sink.name}: {exc!r}")
+            self.engine.report_error(f"sink {self.sink.name}: {exc!r}", condition=f"sink {self.sink.name}")
 
     def finish(self) -> None:
         while (frame := self.pending.get(timeout=0)) is not None:  # flush what the clock published
@@ -595,8 +649,10 @@ class Engine:
         store.register_action("cut", lambda _value: self.hard_cut())
 
     def start(self) -> None:
-        """Open every sink, then start every stage; if a sink cannot open, nothing starts."""
+        """Open every sink and the source, then start every stage; if one cannot open, everything
+        opened is closed again and nothing starts (the error says which and why)."""
         fps = float(self.store.get("fps"))
+        self.source_reader.open_now()  # first: a missing input must not leave output files behind
         opened: list[Sink] = []
         try:
             for sink in self.sinks:
@@ -605,6 +661,7 @@ class Engine:
         except Exception:
             for sink in opened:
                 sink.close()
+            self.source_reader.finish()
             raise
         for stage in self.stages:
             stage.start()
@@ -615,13 +672,15 @@ class Engine:
         self.chunk_q.clear()
         log.info("hard cut (epoch %d)", self.epoch)
 
-    def report_error(self, message: str) -> None:
+    def report_error(self, message: str, condition: str = "") -> None:
         """Log an error, keep it for status, and pass it to the error callback (OSC).
 
-        The same message again within a few seconds (a source that keeps failing to open) is
-        neither logged nor sent again.
+        ``condition`` names what failed (``source``, ``generator``, ``sink NAME``, ...): the status
+        error clears when that recovers (:meth:`clear_error`); an error without one stays, with
+        its age, until the next. The same message again within a few seconds (a source that
+        keeps failing to open) is neither logged nor sent again.
         """
-        self.metrics.last_error = message
+        self.metrics.set_error(message, condition)
         with self._error_lock:
             if not self._errors.fresh(message):
                 return
@@ -631,6 +690,11 @@ class Engine:
                 self.on_error(message)
             except Exception:
                 log.exception("error callback failed")
+
+    def clear_error(self, condition: str) -> None:
+        """``condition`` works again: clear the status error if it was about that."""
+        if self.metrics.error_condition == condition:
+            self.metrics.set_error("", "")
 
     def stop(self, timeout: float = 10.0) -> list[str]:
         """Stop every stage and join it; return the names of threads that did not end in time."""

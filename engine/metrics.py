@@ -60,8 +60,17 @@ class Metrics:
         self.queue_depths: dict[str, Callable[[], int]] = {}
         self.timings: dict[str, deque[float]] = {}
         self.source_state = "closed"
+        self.source_note = ""
+        """What the source is waiting for (a network sender not seen yet), empty once it delivers."""
         self.mode = "t2v"
         self.last_error = ""
+        self.error_condition = ""
+        """What the last error was about (status clears it when that recovers); '' for a one-off."""
+        self.error_at = 0.0
+
+    def set_error(self, message: str, condition: str) -> None:
+        """Make ``message`` the status error ('' clears it)."""
+        self.last_error, self.error_condition, self.error_at = message, condition, time.monotonic()
 
     def record_chunk(self, generate_ms: float, ready_ms: float) -> None:
         """Record one chunk's generate time and the time from its first frame's capture to ready."""
@@ -101,8 +110,10 @@ class Metrics:
             "frames_out": self.frames_out,
             "chunks": self.chunks_done,
             "source": self.source_state,
+            "source_note": self.source_note,
             "mode": self.mode,
             "error": self.last_error,
+            "error_age_s": round(time.monotonic() - self.error_at, 1) if self.last_error else 0.0,
         }
         for name, depth in self.queue_depths.items():
             out[f"queue_{name}"] = depth()

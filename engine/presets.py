@@ -15,6 +15,8 @@ value, is an error that names the file, the key and the reason.
 
 from __future__ import annotations
 
+import difflib
+
 import os
 import re
 import sys
@@ -60,21 +62,28 @@ def preset_path(name: str, preset_dir: Path) -> Path:
 
 
 def validate(values: Mapping[str, Any], source: str, registry: Registry = REGISTRY) -> dict[str, Any]:
-    """Check every key and value against the registry; return the coerced values."""
+    """Check every key and value against the registry; return the values in their types.
+
+    Every problem is reported at once (an unknown key with the closest known one); a value
+    out of range is refused, not clamped: a preset is checked before the show, not during it.
+    """
     out: dict[str, Any] = {}
+    problems: list[str] = []
     for key, value in values.items():
         if key not in registry:
-            raise PresetError(f"{source}: unknown key {key!r}")
+            close = difflib.get_close_matches(key, [p.name for p in registry], n=1)
+            problems.append(f"unknown key {key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+            continue
         param = registry[key]
         if not param.in_presets:
-            raise PresetError(f"{source}: {key!r} cannot be set by a preset")
+            problems.append(f"{key!r} cannot be set by a preset")
+            continue
         try:
-            coerced, note = param.coerce(value)
+            out[key] = param.check(value)
         except ParamError as exc:
-            raise PresetError(f"{source}: key {key!r}: {exc}") from None
-        if note:
-            raise PresetError(f"{source}: key {key!r}: {note}")
-        out[key] = coerced
+            problems.append(str(exc))
+    if problems:
+        raise PresetError(f"{source}: " + "; ".join(problems))
     return out
 
 

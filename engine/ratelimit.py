@@ -37,6 +37,44 @@ class LogLimiter:
         self.logger.log(level, message, *args)
 
 
+class RateLimitFilter(logging.Filter):
+    """A logging filter that lets at most ``per_second`` records a second through for records
+    logged from files whose path contains ``path_part`` (other records pass untouched); the first
+    record let through after a suppression says how many were held back.
+
+    For libraries that log per packet on the root logger (python-osc's "Could not identify
+    content type of dgram ..."), so a flood of bad packets cannot flood the terminal.
+    """
+
+    def __init__(self, path_part: str, per_second: int = 5) -> None:
+        super().__init__()
+        self.path_part = path_part
+        self.per_second = per_second
+        self.suppressed_total = 0
+        self._second = 0
+        self._count = 0
+        self._suppressed = 0
+        self._lock = threading.Lock()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.path_part not in record.pathname.replace("\\", "/"):
+            return True
+        now = int(time.monotonic())
+        with self._lock:
+            if now != self._second:
+                self._second, self._count = now, 0
+            self._count += 1
+            if self._count > self.per_second:
+                self._suppressed += 1
+                self.suppressed_total += 1
+                return False
+            suppressed, self._suppressed = self._suppressed, 0
+        if suppressed:
+            record.msg = f"{record.getMessage()} ({suppressed} similar messages suppressed)"
+            record.args = ()
+        return True
+
+
 class RepeatFilter:
     """True for a message unless it equals the previous one and came within ``window_s``."""
 

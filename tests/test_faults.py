@@ -64,30 +64,51 @@ def test_lost_source_keeps_the_clock_and_recovers():
     assert chunks_after >= 3  # and generation resumed when it came back
 
 
-def test_source_that_cannot_open_is_retried_without_stopping_the_engine(monkeypatch):
+def test_source_that_cannot_reopen_is_retried_without_stopping_the_engine(monkeypatch):
     import vacelive.engine.loop as loop
 
     monkeypatch.setattr(loop.SourceReader, "RETRY_S", 0.05)
 
-    class Refusing(CountingSource):
-        attempts = 0
+    class Flaky(CountingSource):
+        """Opens at start, breaks after 10 frames, refuses two reopens, then works again."""
+
+        opens = 0
 
         def open(self):
-            Refusing.attempts += 1
-            if Refusing.attempts < 3:
+            Flaky.opens += 1
+            if Flaky.opens in (2, 3):
                 raise BridgeError("no such NDI source 'TD-out'")
             super().open()
+
+        def read(self, timeout=0.1):
+            if Flaky.opens == 1 and self.count == 10:
+                raise OSError("device unplugged")
+            return super().read(timeout)
 
     store = make_store()
     generator = ScriptedGenerator(64, 64)
     errors = []
-    engine = Engine(store, generator, Refusing(32, 16, 200.0), [RecordingSink()],
+    engine = Engine(store, generator, Flaky(32, 16, 200.0), [RecordingSink()],
                     make_annotator=lambda n: None, make_mask_source=lambda n: None, on_error=errors.append)
     engine.start()
     time.sleep(1.0)
     assert engine.stop() == []
-    assert Refusing.attempts >= 3 and len(generator.chunks) >= 1
-    assert any("TD-out" in e for e in errors)
+    assert Flaky.opens >= 4 and len(generator.chunks) >= 1
+    assert any("device unplugged" in e for e in errors) and any("TD-out" in e for e in errors)
+
+
+def test_a_source_that_cannot_open_at_start_stops_the_start_and_closes_the_sinks():
+    class Refusing(CountingSource):
+        def open(self):
+            raise BridgeError("counting: no such file: clip.mp4")
+
+    sink = RecordingSink()
+    engine = Engine(make_store(), ScriptedGenerator(64, 64), Refusing(), [sink],
+                    make_annotator=lambda n: None, make_mask_source=lambda n: None)
+    with pytest.raises(BridgeError, match="no such file: clip.mp4"):
+        engine.start()
+    assert sink.state is not BridgeState.LIVE  # never opened, nothing left open
+    assert all(stage.ident is None for stage in engine.stages)  # no thread was started
 
 
 def test_stalled_generator_does_not_stall_the_publisher():

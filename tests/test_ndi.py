@@ -229,3 +229,36 @@ def test_engine_between_ndi_in_and_out_survives_the_sender_going_away(ndi_name):
         viewer.close()
         assert engine.stop() == []
     assert engine.metrics.generator_errors == 0
+
+
+def test_engine_says_what_it_waits_for_until_a_late_sender_appears(ndi_name, caplog):
+    """A source not up yet is named, with the senders that are visible, then picked up when it appears."""
+    import logging
+
+    from tests.fakes import ScriptedGenerator
+    from vacelive.engine.loop import Engine
+    from vacelive.engine.state import ParamStore
+
+    store = ParamStore()
+    store.set("width", 64, live=False)
+    store.set("height", 64, live=False)
+    engine = Engine(store, ScriptedGenerator(64, 64), open_source(f"ndi:{ndi_name}", width=64, height=64, fps=FPS),
+                    [open_sink("null")], make_annotator=lambda n: None, make_mask_source=lambda n: None)
+    other = Sender(f"{ndi_name}-other")  # a sender with another name: visible, not ours
+    engine.start()
+    sender = None
+    try:
+        with caplog.at_level(logging.WARNING, logger="vacelive.engine.loop"):
+            assert _wait(lambda: f"{ndi_name}-other" in engine.metrics.source_note, 20), engine.metrics.source_note
+        note = engine.metrics.source_note
+        assert note.startswith(f"waiting for ndi source '{ndi_name}' (visible now: ")
+        assert any(r.getMessage() == note for r in caplog.records)
+        assert not engine.source_reader.first_frame.is_set()
+        sender = Sender(ndi_name)
+        assert _wait(engine.source_reader.first_frame.is_set, 30)
+        assert _wait(lambda: engine.metrics.source_note == "", 5)
+    finally:
+        for running in (other, sender):
+            if running is not None:
+                running.stop()
+        assert engine.stop() == []
