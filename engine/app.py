@@ -22,6 +22,8 @@ from vacelive.engine.origin import normalise_origin
 from vacelive.engine.oscquery import OscQueryServer
 from vacelive.engine.params import MODEL_DEFAULTS, REGISTRY, ParamError
 from vacelive.engine.presets import PresetError, load_preset, preset_path, save_preset
+from vacelive.engine.reload import Reloader
+from vacelive.engine.runtime import reload_builders
 from vacelive.engine.state import ParamStore
 
 log = logging.getLogger(__name__)
@@ -133,6 +135,7 @@ class LiveRun:
 
             self.display = LiveDisplay(engine.metrics.summary, "vacelive")
         install_preset_actions(store)
+        self.reloader = Reloader(store, engine, reload_builders())
 
     def run(self) -> Metrics:
         """Start everything, block until stopped (frames reached, SIGINT, SIGTERM), then stop."""
@@ -153,6 +156,8 @@ class LiveRun:
                 started.append(self.discovery)
             self.engine.wait()
         finally:
+            self.engine.stopping.set()
+            self.reloader.wait(STOP_TIMEOUT_S)  # a reload under way ends before the parts it swaps close
             self.stuck = self.engine.stop(STOP_TIMEOUT_S)
             for service in reversed(started):
                 service.stop()

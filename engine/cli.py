@@ -24,7 +24,7 @@ log = logging.getLogger("vacelive")
 PIPED_WIDTH = 240
 """Table width when the output is not a terminal."""
 
-NOT_ON_CLI = ("cut", "preset_load", "preset_save")
+NOT_ON_CLI = ("cut", "reload", "preset_load", "preset_save")
 """Actions that only make sense while running (over OSC)."""
 
 

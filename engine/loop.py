@@ -17,6 +17,10 @@
 
 A hard cut bumps the engine's *epoch*: every stage sees it through the items it handles, so the
 annotators, the model state and the publisher's buffer are reset without locks between stages.
+
+:meth:`Engine.swap` puts in a new generator, source, sinks or size while the clock runs (a live
+reload, :mod:`engine.reload`): between two chunks, followed by a hard cut, the publisher holding
+its last frame (resized if the size changed) until the new parts deliver.
 """
 
 from __future__ import annotations
@@ -129,9 +133,11 @@ class _Stage(threading.Thread):
     def __init__(self, name: str, engine: "Engine") -> None:
         super().__init__(name=f"vacelive-{name}", daemon=True)
         self.engine = engine
+        self.retired = threading.Event()
+        """Set to end this stage alone (a sink writer replaced by a reload)."""
 
     def run(self) -> None:
-        while not self.engine.stopping.is_set():
+        while not (self.engine.stopping.is_set() or self.retired.is_set()):
             try:
                 self.step()
             except Exception as exc:  # a stage must outlive any single failure
@@ -169,6 +175,11 @@ class SourceReader(_Stage):
         self._next_emit = 0.0
         self._waiting_since: float | None = None
         self._next_notice = 0.0
+        self._replacement: Source | None = None
+
+    def replace(self, source: Source) -> None:
+        """Switch to ``source`` (already open) at the next step; the old one is closed there."""
+        self._replacement = source
 
     def open_now(self) -> None:
         """Open the source (before the clock starts); :class:`BridgeError` says why it cannot."""
@@ -178,6 +189,11 @@ class SourceReader(_Stage):
 
     def step(self) -> None:
         engine = self.engine
+        if self._replacement is not None:
+            self._close_source()
+            self.source, self._replacement = self._replacement, None
+            self._open, self._waiting_since = True, None
+            self.first_frame.clear()
         if not self._open:
             try:
                 self.open_now()
@@ -255,6 +271,7 @@ class AnnotatorStage(_Stage):
         self._mask_source: MaskSource | None = None
         self._mask_name = "none"
         self._last_control: np.ndarray | None = None
+        self._rebuild = False
 
     def step(self) -> None:
         engine = self.engine
@@ -292,10 +309,15 @@ class AnnotatorStage(_Stage):
             self._position = 0
             self._chunk_seq += 1
 
+    def rebuild(self) -> None:
+        """Build the annotator and mask source anew at the next chunk (their factories changed)."""
+        self._rebuild = True
+
     def _select(self, snapshot: Snapshot) -> None:
         """Build the annotator and mask source the snapshot asks for; keep the old on failure."""
+        rebuild, self._rebuild = self._rebuild, False
         name = snapshot["annotator"]
-        if name != self._annotator_name:
+        if name != self._annotator_name or rebuild:
             try:
                 self._annotator = self.engine.make_annotator(name)
                 self._annotator_name = name
@@ -304,7 +326,7 @@ class AnnotatorStage(_Stage):
                 self.engine.report_error(f"annotator {name!r} unavailable: {exc}; keeping {self._annotator_name!r}")
                 self.engine.store.set("annotator", self._annotator_name)
         mask_name = snapshot["mask_source"]
-        if mask_name != self._mask_name:
+        if mask_name != self._mask_name or rebuild:
             try:
                 self._mask_source = self.engine.make_mask_source(mask_name)
                 self._mask_name = mask_name
@@ -411,16 +433,17 @@ class GeneratorStage(_Stage):
         chunk = engine.chunk_q.get(timeout=0.1)
         if chunk is None:
             return
-        if engine.store.get("pause"):
+        if engine.store.get("pause") or chunk.epoch != engine.epoch:  # paused, or made before a cut
             engine.metrics.dropped_chunks += 1
             return
-        if chunk.epoch != self._epoch:
-            self._epoch = chunk.epoch
-            self._reset_generator()
         started = time.monotonic()
         try:
-            frames = self.generator.generate(chunk)
-            _check_output(frames, engine.width, engine.height)
+            with engine.swap_lock:  # a reload swaps the generator between chunks, never during one
+                if chunk.epoch != self._epoch:
+                    self._epoch = chunk.epoch
+                    self._reset_generator()
+                frames = self.generator.generate(chunk)
+                _check_output(frames, engine.width, engine.height)
         except Exception as exc:
             self._failures += 1
             engine.metrics.generator_errors += 1
@@ -583,10 +606,15 @@ class Publisher(_Stage):
                 self._buffer.extend(zip(out.frames, out.captured_at))
 
     def _next_frame(self, paused: bool, now: float) -> np.ndarray | None:
+        size = (self.engine.height, self.engine.width)
+        if self._last is not None and self._last.shape[:2] != size:  # a reload changed the size
+            self._last = crop_to_fill(self._last, size[1], size[0])
         if paused:
             return self._last
         if self._buffer:
             frame, captured_at = self._buffer.popleft()
+            if frame.shape[:2] != size:  # made just before a reload changed the size
+                frame = crop_to_fill(frame, size[1], size[0])
             self.engine.metrics.fps_generated.tick(now)
             self.engine.metrics.glass_to_glass_ms.append((now - captured_at) * 1000.0)
             self._last = frame
@@ -624,6 +652,8 @@ class Engine:
         self._error_lock = threading.Lock()
         self.epoch = 0
         self.stopping = threading.Event()
+        self.swap_lock = threading.Lock()
+        """Held by the generator stage around each chunk; :meth:`swap` takes it between chunks."""
         self.frames_q: DropOldestQueue[InputFrame] = DropOldestQueue(CHUNK_FRAMES)
         self.annotated_q: DropOldestQueue[AnnotatedFrame] = DropOldestQueue(2 * CHUNK_FRAMES)
         self.chunk_q: DropOldestQueue[Chunk] = DropOldestQueue(1)
@@ -637,12 +667,14 @@ class Engine:
         self.sinks = list(sinks)
         self.sink_writers = [SinkWriter(self, sink) for sink in sinks]
         self.source_reader = SourceReader(self, source)
+        self.annotator_stage = AnnotatorStage(self)
+        self.generator_stage = GeneratorStage(self, generator)
         self.publisher = Publisher(self, self.sink_writers)
         self.stages: list[_Stage] = [
             self.source_reader,
-            AnnotatorStage(self),
+            self.annotator_stage,
             ChunkAssembler(self),
-            GeneratorStage(self, generator),
+            self.generator_stage,
             self.publisher,
             *self.sink_writers,
         ]
@@ -666,6 +698,47 @@ class Engine:
         for stage in self.stages:
             stage.start()
 
+    def swap(self, *, generator: Generator | None = None, source: Source | None = None,
+             size: tuple[int, int] | None = None,
+             make_annotator: Callable[[str], Annotator | None] | None = None,
+             make_mask_source: Callable[[str], MaskSource | None] | None = None) -> Generator | None:
+        """Put new parts in while the clock runs, between two chunks, then hard-cut; returns the
+        generator taken out (for the caller to free).
+
+        ``source`` comes opened; ``size`` is the new ``(width, height)``. New annotator factories
+        (another weights folder) rebuild the annotator at the next chunk.
+        """
+        with self.swap_lock:
+            self.hard_cut()
+            if size is not None:
+                self.width, self.height = size
+            old = None
+            if generator is not None:
+                old, self.generator_stage.generator = self.generator_stage.generator, generator
+            if source is not None:
+                self.source_reader.replace(source)
+            if make_annotator is not None or make_mask_source is not None:
+                self.make_annotator = make_annotator or self.make_annotator
+                self.make_mask_source = make_mask_source or self.make_mask_source
+                self.annotator_stage.rebuild()
+        return old
+
+    def set_sinks(self, keep: Sequence[SinkWriter], add: Sequence[Sink]) -> None:
+        """Publish to the writers ``keep`` plus new writers for the opened sinks ``add``; every
+        other writer is retired and joined (it flushes and closes its sink) before the new start."""
+        writers = [SinkWriter(self, sink) for sink in add]
+        retired = [w for w in self.publisher.writers if w not in keep]
+        self.publisher.writers = list(keep)
+        for writer in retired:
+            writer.retired.set()
+            writer.join(5.0)
+        for writer in writers:
+            writer.start()
+        self.publisher.writers = [*keep, *writers]
+        self.sink_writers = self.publisher.writers
+        self.sinks = [w.sink for w in self.sink_writers]
+        self.stages += writers
+
     def hard_cut(self) -> None:
         """Reset the model state, the annotators and the publisher's buffer."""
         self.epoch += 1
@@ -677,13 +750,16 @@ class Engine:
 
         ``condition`` names what failed (``source``, ``generator``, ``sink NAME``, ...): the status
         error clears when that recovers (:meth:`clear_error`); an error without one stays, with
-        its age, until the next. The same message again within a few seconds (a source that
-        keeps failing to open) is neither logged nor sent again.
+        its age, until the next. The same message again within 10 s (a source that keeps
+        failing to open) is neither logged nor sent again; the next report counts the repeats.
         """
         self.metrics.set_error(message, condition)
         with self._error_lock:
             if not self._errors.fresh(message):
                 return
+            repeated = self._errors.repeated
+        if repeated:
+            message = f"{message} (again {repeated} times since it was last reported)"
         log.error(message)
         if self.on_error is not None:
             try:

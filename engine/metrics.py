@@ -63,14 +63,18 @@ class Metrics:
         self.source_note = ""
         """What the source is waiting for (a network sender not seen yet), empty once it delivers."""
         self.mode = "t2v"
+        self.reload_state = ""
+        """The last live reload: ``loading: ...``, ``done: ...`` or why it failed."""
         self.last_error = ""
         self.error_condition = ""
         """What the last error was about (status clears it when that recovers); '' for a one-off."""
         self.error_at = 0.0
 
     def set_error(self, message: str, condition: str) -> None:
-        """Make ``message`` the status error ('' clears it)."""
-        self.last_error, self.error_condition, self.error_at = message, condition, time.monotonic()
+        """Make ``message`` the status error ('' clears it); a repeat keeps its first time (age)."""
+        if message != self.last_error:
+            self.error_at = time.monotonic()
+        self.last_error, self.error_condition = message, condition
 
     def record_chunk(self, generate_ms: float, ready_ms: float) -> None:
         """Record one chunk's generate time and the time from its first frame's capture to ready."""
@@ -112,6 +116,7 @@ class Metrics:
             "source": self.source_state,
             "source_note": self.source_note,
             "mode": self.mode,
+            "reload": self.reload_state,
             "error": self.last_error,
             "error_age_s": round(time.monotonic() - self.error_at, 1) if self.last_error else 0.0,
         }

@@ -37,7 +37,7 @@ from urllib.parse import unquote, urlsplit
 from vacelive.engine.origin import OriginPolicy
 from vacelive.engine.osc import STATUS_PREFIX, OscControl, build_message, osc_value
 from vacelive.engine.oscquery_ws import WebSocketClient, accept_key, handshake_refusal, upgrade_requested
-from vacelive.engine.params import OSC_PREFIX, Kind, Param
+from vacelive.engine.params import OSC_PREFIX, Applies, Kind, Param
 from vacelive.engine.state import ParamStore
 
 log = logging.getLogger(__name__)
@@ -59,6 +59,10 @@ IDLE_TIMEOUT_S = 60.0
 """A kept-alive HTTP connection with no request for this long is closed."""
 
 
+APPLIES_NOTE = {Applies.RESTART: " (applies at restart)",
+                Applies.RELOAD: " (a new value is pending until /vacelive/reload applies it)"}
+
+
 def param_node(param: Param, value: Any) -> dict[str, Any]:
     """The OSCQuery node of one parameter."""
     type_tag = "s" * len(value) if param.kind is Kind.STRING_LIST else TYPE_TAGS[param.kind]
@@ -68,7 +72,7 @@ def param_node(param: Param, value: Any) -> dict[str, Any]:
     node: dict[str, Any] = {
         "FULL_PATH": param.address,
         "TYPE": type_tag,
-        "DESCRIPTION": param.description + (" (applies at restart)" if not param.writable_live else ""),
+        "DESCRIPTION": param.description + APPLIES_NOTE.get(param.applies, ""),
         "ACCESS": access,
     }
     if access & ACCESS_READ:

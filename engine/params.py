@@ -40,6 +40,7 @@ class Applies(str, enum.Enum):
 
     CHUNK = "chunk"
     NOW = "now"
+    RELOAD = "reload"  # set live, it waits as pending until /vacelive/reload rebuilds what it needs
     RESTART = "restart"
 
 
@@ -95,7 +96,7 @@ class Param:
 
     @property
     def writable_live(self) -> bool:
-        """Whether OSC may change it while the engine runs."""
+        """Whether OSC may change it while the engine runs (a RELOAD value as pending)."""
         return self.applies is not Applies.RESTART
 
     def coerce(self, value: Any) -> tuple[Any, str | None]:
@@ -293,7 +294,7 @@ MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
 F, I, B, S, C, P, L, T = (
     Kind.FLOAT, Kind.INT, Kind.BOOL, Kind.STRING, Kind.CHOICE, Kind.PATH, Kind.STRING_LIST, Kind.TRIGGER,
 )
-CHUNK, NOW, RESTART = Applies.CHUNK, Applies.NOW, Applies.RESTART
+CHUNK, NOW, RELOAD, RESTART = Applies.CHUNK, Applies.NOW, Applies.RELOAD, Applies.RESTART
 
 REGISTRY = Registry([
     # --- generation -----------------------------------------------------------------------
@@ -345,38 +346,42 @@ REGISTRY = Registry([
     Param("fps", F, 24.0, "Output frame rate; the publisher's clock.", applies=NOW, group="output",
           minimum=1.0, maximum=120.0, unit="fps"),
     Param("width", I, 0, "Output width, a multiple of 16; 0 = the model's native width (tiny 320, 1.3B/14B 832).",
-          applies=RESTART, group="output", minimum=0, maximum=2048, unit="px"),
+          applies=RELOAD, group="output", minimum=0, maximum=2048, unit="px"),
     Param("height", I, 0, "Output height, a multiple of 16; 0 = the model's native height (tiny 192, 1.3B/14B 480).",
-          applies=RESTART, group="output", minimum=0, maximum=2048, unit="px"),
+          applies=RELOAD, group="output", minimum=0, maximum=2048, unit="px"),
     Param("source", S, "testpattern", "Input spec: testpattern, file:PATH, images:DIR, camera:N, "
-          "ndi:NAME, spout:NAME, syphon:NAME.", applies=RESTART, group="io"),
+          "ndi:NAME, spout:NAME, syphon:NAME.", applies=RELOAD, group="io"),
     Param("source_timeout", F, 0.0, "Stop the start if the source delivers no frame within this time "
           "(0 = wait for it as long as it takes, saying what it waits for).", applies=RESTART, group="io",
           minimum=0.0, maximum=3600.0, unit="s"),
     Param("sink", L, ["null"], "Output specs (repeatable): null, file:PATH, ndi:NAME, spout:NAME, "
-          "syphon:NAME, virtualcam.", applies=RESTART, group="io"),
+          "syphon:NAME, virtualcam.", applies=RELOAD, group="io"),
     # --- model ------------------------------------------------------------------------------
     Param("model", C, "tiny", "Model config: 'tiny' is a clearly labelled random-weight demo model; "
-          "1.3B / 14B need real weights.", applies=RESTART, group="model", choices=("tiny", "1.3B", "14B")),
+          "1.3B / 14B need real weights.", applies=RELOAD, group="model", choices=("tiny", "1.3B", "14B")),
     Param("weights_dir", S, "", "Folder with vacelive-weights.toml and the checkpoints.",
-          applies=RESTART, group="model"),
-    Param("device", C, "auto", "Compute device.", applies=RESTART, group="model",
+          applies=RELOAD, group="model"),
+    Param("device", C, "auto", "Compute device.", applies=RELOAD, group="model",
           choices=("auto", "cpu", "cuda")),
-    Param("dtype", C, "auto", "Compute dtype (auto: bf16 on CUDA, fp32 on CPU).", applies=RESTART,
+    Param("dtype", C, "auto", "Compute dtype (auto: bf16 on CUDA, fp32 on CPU).", applies=RELOAD,
           group="model", choices=("auto", "bf16", "fp16", "fp32")),
     Param("vae", C, "auto", "Autoencoder: the Wan2.1 VAE, or the tiny TAEW2.1 for speed "
-          "(auto: wan for 1.3B/14B, tae for the tiny CPU demo).", applies=RESTART, group="model",
+          "(auto: wan for 1.3B/14B, tae for the tiny CPU demo).", applies=RELOAD, group="model",
           choices=("auto", "wan", "tae")),
     Param("prompt_cache", S, "prompt_cache", "Folder of cached prompt embeddings (vacelive prompts encode).",
           applies=RESTART, group="model"),
     Param("oom_fallback", B, False, "On GPU out-of-memory, lower the denoising steps by one (never below 1).",
           applies=NOW, group="model"),
-    Param("compile", B, False, "torch.compile the model.", applies=RESTART, group="model"),
+    Param("compile", B, False, "torch.compile the model.", applies=RELOAD, group="model"),
     # --- control ------------------------------------------------------------------------------
     Param("pause", B, False, "Freeze the output on the last frame; generation pauses.", applies=NOW,
           group="control", in_presets=False),
     Param("cut", T, False, "Hard cut: reset the model state (KV cache, VAE caches, annotators).",
           applies=NOW, group="control", in_presets=False),
+    Param("reload", T, False, "Apply the pending reload-time values (model, weights, size, VAE, source, sinks): "
+          "what they need is rebuilt in the background while the output holds its last frame; with "
+          "nothing pending, the generator is reloaded from its files.", applies=NOW, group="control",
+          in_presets=False),
     Param("preset_load", S, "", "Load a preset by name (a .toml file in the preset folder).", applies=NOW,
           group="control", in_presets=False),
     Param("preset_save", S, "", "Save the current state as a preset with this name (atomically).", applies=NOW,

@@ -76,10 +76,16 @@ class RateLimitFilter(logging.Filter):
 
 
 class RepeatFilter:
-    """True for a message unless it equals the previous one and came within ``window_s``."""
+    """True for a message unless it equals the previous one and came within ``window_s``.
+
+    :attr:`repeated` says, when a message is let through again, how often it was held back
+    since it was last reported (a source that keeps failing: once, then "again 4 times").
+    """
 
     def __init__(self, window_s: float = 10.0) -> None:
         self.window_s = window_s
+        self.repeated = 0
+        self._held = 0
         self._last = ""
         self._last_at = -float("inf")
 
@@ -87,6 +93,9 @@ class RepeatFilter:
         """Whether ``message`` should be reported now."""
         now = time.monotonic()
         if message == self._last and now - self._last_at < self.window_s:
+            self._held += 1
             return False
+        self.repeated = self._held if message == self._last else 0
+        self._held = 0
         self._last, self._last_at = message, now
         return True

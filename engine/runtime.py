@@ -77,3 +77,27 @@ def _built_first(factory: Callable[[str], T], name: str) -> Callable[[str], T]:
         return built.pop(requested) if requested in built else factory(requested)
 
     return make
+
+
+def reload_builders():
+    """How a live reload builds each part: the same code paths as the start."""
+    from vacelive import annotators, bridges
+    from vacelive.engine.app import resolve_model_defaults
+    from vacelive.engine.pipeline import build_generator
+    from vacelive.engine.reload import Builders
+
+    def generator(store: ParamStore):
+        return build_generator(store, load_manifest(store), resolve_device(store.get("device")))
+
+    def source(store: ParamStore):
+        return bridges.open_source(store.get("source"), width=store.get("width"), height=store.get("height"),
+                                   fps=store.get("fps"))
+
+    def annotator_factories(store: ParamStore):
+        manifest = load_manifest(store)
+        device = resolve_device(store.get("device"))
+        return (partial(annotators.make_annotator, weights=manifest, device=device),
+                partial(annotators.make_mask_source, weights=manifest, resolve_path=store.resolve_media))
+
+    return Builders(generator=generator, source=source, sink=bridges.open_sink, annotators=annotator_factories,
+                    resolve=resolve_model_defaults)

@@ -54,6 +54,7 @@ class ParamStore:
         self._lock = threading.Lock()
         self._listeners: list[Listener] = []
         self._actions: dict[str, Action] = {}
+        self._pending: dict[str, Any] = {}
 
     @property
     def media_dir(self) -> Path:
@@ -76,6 +77,25 @@ class ParamStore:
         """
         self._actions[name] = action
 
+    @property
+    def pending(self) -> dict[str, Any]:
+        """RELOAD values set live and not yet applied (a copy)."""
+        with self._lock:
+            return dict(self._pending)
+
+    def take_pending(self) -> dict[str, Any]:
+        """The pending RELOAD values, which are then no longer pending."""
+        with self._lock:
+            pending, self._pending = self._pending, {}
+        return pending
+
+    def copy(self) -> ParamStore:
+        """A store with the same registry and values (no listeners, actions or pending values)."""
+        twin = ParamStore(self.registry)
+        with self._lock:
+            twin._values = dict(self._values)
+        return twin
+
     def get(self, name: str) -> Any:
         """The current value of ``name``."""
         with self._lock:
@@ -89,8 +109,9 @@ class ParamStore:
     def set(self, name: str, value: Any, *, live: bool = True) -> tuple[Any, str | None]:
         """Validate and apply one value; return ``(applied_value, note)``.
 
-        ``live`` refuses RESTART parameters (they are set at start-up only). Raises
-        :class:`ParamError` (unknown name, wrong type, refused path) and changes nothing then.
+        ``live`` refuses RESTART parameters (they are set at start-up only) and keeps RELOAD ones
+        as pending (:meth:`take_pending`) instead of applying them. Raises :class:`ParamError`
+        (unknown name, wrong type, refused path) and changes nothing then.
         """
         param = self.registry[name] if name in self.registry else None
         if param is None:
@@ -99,6 +120,11 @@ class ParamStore:
             raise ParamError(f"{name} applies at restart; set it on the command line or in a preset")
         coerced, note = param.coerce(value)
         self._check_path(param, coerced)
+        if live and param.applies is Applies.RELOAD:
+            with self._lock:
+                self._pending[name] = coerced
+            log.info("%s = %r is pending: /vacelive/reload applies it", name, coerced)
+            return coerced, note
         action = self._actions.get(name)
         if action is not None and (coerced or param.kind is not Kind.TRIGGER):
             action(coerced)
@@ -130,7 +156,7 @@ class ParamStore:
 
         All-or-nothing: if any value is bad, a :class:`ParamError` naming it is raised and
         nothing changes. With ``live``, RESTART parameters that differ from the current value
-        are skipped with a note (they take effect at the next start).
+        are skipped with a note (they take effect at the next start), RELOAD ones become pending.
         """
         checked: dict[str, Any] = {}
         notes: list[str] = []
@@ -145,6 +171,11 @@ class ParamStore:
             if live and param.applies is Applies.RESTART:
                 if coerced != self.get(name):
                     notes.append(f"{name} = {coerced!r} takes effect at the next start")
+                continue
+            if live and param.applies is Applies.RELOAD:
+                if coerced != self.get(name):
+                    notes.append(f"{name} = {coerced!r} is pending: /vacelive/reload applies it")
+                    checked[name] = coerced
                 continue
             checked[name] = coerced
         for name, value in checked.items():

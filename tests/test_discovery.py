@@ -2,7 +2,6 @@
 
 import json
 import threading
-import time
 import urllib.request
 import uuid
 
@@ -14,6 +13,7 @@ from vacelive.engine.discovery import OSC_SERVICE, OSCQUERY_SERVICE, Advertiser,
 from vacelive.engine.oscquery import OscQueryServer
 from vacelive.engine.params import REGISTRY
 from vacelive.engine.state import ParamStore
+from tests.waiting import wait_for
 
 
 class Seen(ServiceListener):
@@ -33,15 +33,6 @@ class Seen(ServiceListener):
 
     def update_service(self, zc, type_, name):
         pass
-
-
-def wait_for(predicate, timeout=15.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 @pytest.fixture()
@@ -64,7 +55,7 @@ def test_the_engine_is_found_by_a_zeroconf_browser(browser):
     try:
         assert advertiser.ready.wait(15) and len(advertiser.registered) == 2
         names = {info.type: info.name for info in advertiser.registered}
-        assert wait_for(lambda: set(names.values()) <= seen.added), seen.added
+        assert wait_for(lambda: set(names.values()) <= seen.added, 15.0), seen.added
         oscjson = zc.get_service_info(OSCQUERY_SERVICE, names[OSCQUERY_SERVICE], timeout=5000)
         osc = zc.get_service_info(OSC_SERVICE, names[OSC_SERVICE], timeout=5000)
         assert oscjson.parsed_addresses() == ["127.0.0.1"] and oscjson.port == server.address[1]
@@ -77,7 +68,7 @@ def test_the_engine_is_found_by_a_zeroconf_browser(browser):
     finally:
         advertiser.stop()
         server.stop()
-    assert wait_for(lambda: set(names.values()) <= seen.removed), seen.removed  # goodbye packets went out
+    assert wait_for(lambda: set(names.values()) <= seen.removed, 15.0), seen.removed  # goodbye packets went out
 
 
 def test_advertising_follows_the_osc_host():

@@ -18,6 +18,7 @@ import pytest
 from vacelive.bridges import BridgeState, open_sink, open_source
 from vacelive.bridges.ndi import write_ndi_config
 from vacelive.bridges.testpattern import TestPattern, read_stamp
+from tests.waiting import wait_for
 
 pytest.importorskip("cyndilib")
 
@@ -185,15 +186,6 @@ def test_sink_clocked_by_ndi_paces_writes(ndi_name):
     assert 0.15 < elapsed < 0.6  # 10 slots of 20 ms: writes are paced, not as fast as possible
 
 
-def _wait(predicate, seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
-
-
 def test_engine_between_ndi_in_and_out_survives_the_sender_going_away(ndi_name):
     """TouchDesigner -> NDI -> engine -> NDI -> TouchDesigner, with the input sender stopped and restarted."""
     from vacelive.engine.loop import Engine
@@ -217,13 +209,13 @@ def test_engine_between_ndi_in_and_out_survives_the_sender_going_away(ndi_name):
         assert engine.metrics.source_state == "live"
 
         sender.stop()  # the input goes away
-        assert _wait(lambda: engine.metrics.source_state == "lost", 15)
+        assert wait_for(lambda: engine.metrics.source_state == "lost", 15)
         received = sum(1 for _ in range(40) if viewer.read(0.1) is not None)
         assert received >= 15  # the engine kept publishing (its last frame) at its fps
 
         chunks = engine.metrics.chunks_done
         sender = Sender(ndi_name)  # and comes back under the same name
-        assert _wait(lambda: engine.metrics.source_state == "live" and engine.metrics.chunks_done > chunks, 30)
+        assert wait_for(lambda: engine.metrics.source_state == "live" and engine.metrics.chunks_done > chunks, 30)
     finally:
         sender.stop()
         viewer.close()
@@ -249,14 +241,14 @@ def test_engine_says_what_it_waits_for_until_a_late_sender_appears(ndi_name, cap
     sender = None
     try:
         with caplog.at_level(logging.WARNING, logger="vacelive.engine.loop"):
-            assert _wait(lambda: f"{ndi_name}-other" in engine.metrics.source_note, 20), engine.metrics.source_note
+            assert wait_for(lambda: f"{ndi_name}-other" in engine.metrics.source_note, 20), engine.metrics.source_note
         note = engine.metrics.source_note
         assert note.startswith(f"waiting for ndi source '{ndi_name}' (visible now: ")
         assert any(r.getMessage() == note for r in caplog.records)
         assert not engine.source_reader.first_frame.is_set()
         sender = Sender(ndi_name)
-        assert _wait(engine.source_reader.first_frame.is_set, 30)
-        assert _wait(lambda: engine.metrics.source_note == "", 5)
+        assert wait_for(engine.source_reader.first_frame.is_set, 30)
+        assert wait_for(lambda: engine.metrics.source_note == "", 5)
     finally:
         for running in (other, sender):
             if running is not None:

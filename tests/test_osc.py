@@ -1,7 +1,6 @@
 """OSC control over a real UDP socket on loopback."""
 
 import socket
-import time
 
 import pytest
 
@@ -9,6 +8,7 @@ from vacelive.engine.osc import OscControl, OscServer, StatusSender, impulses_as
 from vacelive.engine.params import REGISTRY
 from vacelive.engine.state import ParamStore
 from tests.osc_peer import Peer, bundle
+from tests.waiting import wait_for
 
 
 @pytest.fixture()
@@ -20,15 +20,6 @@ def served():
     yield store, server, peer
     peer.close()
     server.stop()
-
-
-def wait_for(predicate, timeout=2.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return False
 
 
 def test_binds_to_loopback_by_default():
@@ -70,14 +61,17 @@ def test_wrong_type_is_answered_with_an_error_and_changes_nothing(served):
     assert store.get("context_scale") == 1.0
 
 
-def test_unknown_address_and_restart_param_are_refused(served):
+def test_unknown_address_and_restart_param_are_refused_and_reload_params_wait(served):
     store, _, peer = served
     peer.send("/vacelive/volume", 1.0)
     assert peer.receive() == ("/vacelive/error", ["/vacelive/volume", "unknown address"])
-    peer.send("/vacelive/width", 640.0)
+    peer.send("/vacelive/osc_port", 9100.0)
     address, args = peer.receive()
     assert address == "/vacelive/error" and "restart" in args[1]
-    assert store.get("width") == 0  # unchanged: still "the model's native width"
+    assert store.get("osc_port") == 9000
+    peer.send("/vacelive/width", 640.0)  # reload-time: kept as pending, the running value unchanged
+    assert wait_for(lambda: store.pending == {"width": 640})
+    assert store.get("width") == 0  # still "the model's native width"
 
 
 def test_bundles_apply_every_message(served):

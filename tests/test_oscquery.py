@@ -46,7 +46,8 @@ def test_root_tree_lists_every_parameter_with_attributes(served):
     scale = params["context_scale"]
     assert scale["TYPE"] == "f" and scale["RANGE"] == [{"MIN": 0.0, "MAX": 2.0}] and scale["ACCESS"] == 3
     assert params["annotator"]["RANGE"] == [{"VALS": list(store.registry["annotator"].choices)}]
-    assert params["width"]["ACCESS"] == 1  # restart parameters are read-only live
+    assert params["osc_port"]["ACCESS"] == 1  # restart parameters are read-only live
+    assert params["width"]["ACCESS"] == 3 and "pending until /vacelive/reload" in params["width"]["DESCRIPTION"]
     assert params["status"]["CONTENTS"]["stalls"]["VALUE"] == [2]
     assert params["pause"]["TYPE"] == "T" and params["pause"]["VALUE"] == [False]  # JSON false, not 0
     assert params["cut"]["TYPE"] == "N" and params["cut"]["ACCESS"] == 2 and "VALUE" not in params["cut"]

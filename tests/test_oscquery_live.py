@@ -3,7 +3,6 @@
 import json
 import socket
 import threading
-import time
 import urllib.request
 
 from pythonosc.osc_message import OscMessage
@@ -15,21 +14,13 @@ from vacelive.engine.discovery import OSCQUERY_SERVICE
 from vacelive.engine.loop import Engine
 from tests.fakes import CountingSource, RecordingSink, ScriptedGenerator
 from tests.osc_peer import Peer, message
+from tests.waiting import wait_for
 
 
 def free_tcp_port():
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def wait_for(predicate, timeout=15.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 class Names(ServiceListener):
@@ -63,12 +54,12 @@ def test_a_live_run_streams_values_takes_osc_over_the_websocket_and_is_discovera
     try:
         with connect(f"ws://127.0.0.1:{http_port}/") as ws:
             ws.send(json.dumps({"COMMAND": "LISTEN", "DATA": "/vacelive/context_scale"}))
-            assert wait_for(lambda: any(c.listening for c in run.oscquery.clients))
+            assert wait_for(lambda: any(c.listening for c in run.oscquery.clients), 15.0)
             peer.send("/vacelive/context_scale", 1.5)  # another controller
             frame = OscMessage(ws.recv(timeout=5))
             assert (frame.address, frame.params) == ("/vacelive/context_scale", [1.5])
             ws.send(message("/vacelive/prompt", "a forest at dawn"))  # OSC over the WebSocket
-            assert wait_for(lambda: store.get("prompt") == "a forest at dawn")
+            assert wait_for(lambda: store.get("prompt") == "a forest at dawn", 15.0)
         with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/?HOST_INFO", timeout=5) as response:
             info = json.loads(response.read())
         assert (info["OSC_IP"], info["OSC_PORT"]) == run.osc.address
@@ -77,7 +68,7 @@ def test_a_live_run_streams_values_takes_osc_over_the_websocket_and_is_discovera
             infos = [zc.get_service_info(OSCQUERY_SERVICE, name, timeout=2000) for name in list(names.added)]
             return any(i is not None and i.port == http_port and i.parsed_addresses() == ["127.0.0.1"] for i in infos)
 
-        assert wait_for(advertised)
+        assert wait_for(advertised, 15.0)
     finally:
         peer.close()
         engine.stopping.set()

@@ -2,7 +2,6 @@
 
 import json
 import socket
-import time
 
 import pytest
 from pythonosc.osc_message import OscMessage
@@ -14,6 +13,7 @@ from vacelive.engine.oscquery import OscQueryServer
 from vacelive.engine.oscquery_ws import QUEUE_LIMIT, WebSocketClient, accept_key
 from vacelive.engine.state import ParamStore
 from tests.osc_peer import Peer, message
+from tests.waiting import wait_for
 
 ALLOWED_ORIGIN = "http://localhost:8080"
 
@@ -45,15 +45,6 @@ def served():
 
 def url(server):
     return "ws://%s:%d/" % server.address
-
-
-def wait_for(predicate, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return False
 
 
 def receive(ws):

@@ -22,7 +22,8 @@ def test_registry_declares_what_the_engine_needs():
     assert (scale.minimum, scale.maximum, scale.default) == (0.0, 2.0, 1.0)
     assert scale.address == "/vacelive/context_scale"
     assert scale.cli_flag == "--context-scale"
-    assert REGISTRY["width"].applies is Applies.RESTART
+    assert REGISTRY["width"].applies is Applies.RELOAD
+    assert REGISTRY["osc_port"].applies is Applies.RESTART
     assert REGISTRY["context_scale"].applies is Applies.CHUNK
 
 
@@ -61,8 +62,11 @@ def test_store_set_refuses_and_keeps_the_old_value():
         store.set("context_scale", "nope")
     assert store.get("context_scale") == 0.5
     with pytest.raises(ParamError, match="restart"):
-        store.set("width", 512)
-    assert store.get("width") == 0
+        store.set("osc_port", 9100)
+    assert store.get("osc_port") == 9000
+    store.set("width", 512)  # reload-time: pending, not in force
+    assert store.get("width") == 0 and store.pending == {"width": 512}
+    assert store.take_pending() == {"width": 512} and store.pending == {}
     store.set("width", 512, live=False)
     assert store.get("width") == 512
     with pytest.raises(ParamError, match="unknown"):
@@ -85,9 +89,11 @@ def test_update_is_all_or_nothing():
     with pytest.raises(ParamError, match="seed"):
         store.update({"context_scale": 0.3, "seed": "abc"})
     assert store.get("context_scale") == 1.0
-    notes = store.update({"context_scale": 0.3, "width": 640})
+    notes = store.update({"context_scale": 0.3, "width": 640, "osc_port": 9100})
     assert store.get("context_scale") == 0.3
-    assert store.get("width") == 0 and any("next start" in n for n in notes)
+    assert store.get("osc_port") == 9000 and any("osc_port = 9100 takes effect at the next start" in n for n in notes)
+    assert store.get("width") == 0 and store.pending == {"width": 640}
+    assert any("width = 640 is pending: /vacelive/reload applies it" in n for n in notes)
 
 
 def test_trigger_fires_action_and_is_not_stored():

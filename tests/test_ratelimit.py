@@ -38,4 +38,9 @@ def test_repeat_filter_drops_the_same_message_within_its_window(monkeypatch):
     assert seen.fresh("another error")
     assert seen.fresh("source ndi:TD: not found")  # not the previous message any more
     clock.now += 11
-    assert seen.fresh("source ndi:TD: not found")
+    assert seen.fresh("source ndi:TD: not found") and seen.repeated == 0  # nothing was held back meanwhile
+    for _ in range(4):
+        clock.now += 2
+        assert not seen.fresh("source ndi:TD: not found")
+    clock.now += 3
+    assert seen.fresh("source ndi:TD: not found") and seen.repeated == 4
