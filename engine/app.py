@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from vacelive.engine.discovery import Advertiser
+from vacelive.engine.grabs import Grabber, StillSource
 from vacelive.engine.loop import Engine
 from vacelive.engine.metrics import Metrics
 from vacelive.engine.osc import OscControl, OscServer, StatusSender
@@ -24,11 +25,14 @@ from vacelive.engine.params import MODEL_DEFAULTS, REGISTRY, ParamError
 from vacelive.engine.presets import PresetError, load_preset, preset_path, save_preset
 from vacelive.engine.reload import Reloader
 from vacelive.engine.runtime import reload_builders
+from vacelive.engine.sources import SourceWatcher
 from vacelive.engine.state import ParamStore
 
 log = logging.getLogger(__name__)
 
 SERVER_GROUP = "server"
+SOURCE_SCAN_S = 5.0
+"""How often the receivable sources are rescanned while the engine's source is a network one."""
 STOP_TIMEOUT_S = 30.0
 """How long shutdown waits for a stage (the generator finishing its chunk) before giving up."""
 
@@ -136,11 +140,25 @@ class LiveRun:
             self.display = LiveDisplay(engine.metrics.summary, "vacelive")
         install_preset_actions(store)
         self.reloader = Reloader(store, engine, reload_builders())
+        network_source = store.get("source").partition(":")[0] in SourceWatcher.KINDS
+        self.sources = SourceWatcher(self._set_sources, period_s=SOURCE_SCAN_S if network_source else None)
+        store.register_action("sources_scan", lambda _value: self.sources.request())
+        self.still = None
+        if store.get("still_source"):
+            from vacelive import bridges
+
+            spec = store.get("still_source")
+            self.still = StillSource(bridges.open_source(spec, width=engine.width, height=engine.height,
+                                                         fps=store.get("fps")), engine.width, engine.height)
+            self.grabber = Grabber(store, lambda: self.still.latest, f"the still source {spec}")
+        else:
+            self.grabber = Grabber(store, lambda: engine.source_reader.latest, "the input")
 
     def run(self) -> Metrics:
         """Start everything, block until stopped (frames reached, SIGINT, SIGTERM), then stop."""
         restore = self._install_signal_handlers()
-        services = [s for s in (self.osc, self.oscquery, self.status, self.display) if s is not None]
+        services = [s for s in (self.osc, self.oscquery, self.status, self.sources, self.still, self.display)
+                    if s is not None]
         started = []
         try:
             for service in services:
@@ -165,6 +183,9 @@ class LiveRun:
             if self.stuck:
                 log.error("threads still running at shutdown: %s", ", ".join(self.stuck))
         return self.engine.metrics
+
+    def _set_sources(self, specs: list[str]) -> None:
+        self.engine.metrics.sources = specs
 
     def _wait_for_source(self, timeout_s: float) -> None:
         """With a timeout, the start fails (``BridgeError``) if the source sends nothing in time."""

@@ -24,8 +24,8 @@ log = logging.getLogger("vacelive")
 PIPED_WIDTH = 240
 """Table width when the output is not a terminal."""
 
-NOT_ON_CLI = ("cut", "reload", "preset_load", "preset_save")
-"""Actions that only make sense while running (over OSC)."""
+NOT_ON_CLI = ("preset_load", "preset_save")
+"""Actions that only make sense while running (over OSC), besides every trigger."""
 
 
 def add_param_flags(parser: argparse.ArgumentParser) -> None:
@@ -33,7 +33,7 @@ def add_param_flags(parser: argparse.ArgumentParser) -> None:
     for group_name, params in REGISTRY.groups().items():
         group = parser.add_argument_group(f"{group_name} parameters")
         for param in params:
-            if param.name in NOT_ON_CLI:
+            if param.name in NOT_ON_CLI or param.kind is Kind.TRIGGER:
                 continue
             kwargs: dict[str, Any] = {"dest": param.name, "default": argparse.SUPPRESS, "help": _help(param)}
             if param.kind is Kind.BOOL:
@@ -111,6 +111,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--fps", type=float)
     bench.add_argument("--weights-dir")
     bench.add_argument("--compile", action="store_true", default=None)
+
+    sources = sub.add_parser("sources", help="list what can be received now (NDI, Spout, Syphon, cameras) and its spec")
+    sources.add_argument("--json", action="store_true", help="machine-readable")
+    sources.add_argument("--seconds", type=float, default=2.0, help="how long to listen for NDI/Syphon (default: 2)")
 
     prompts = sub.add_parser("prompts", help="prompt embedding cache tools")
     prompts_sub = prompts.add_subparsers(dest="prompts_command", required=True)
@@ -294,7 +298,23 @@ def cmd_prompts(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "params": cmd_params, "presets": cmd_presets, "weights": cmd_weights,
+def cmd_sources(args: argparse.Namespace) -> int:
+    from vacelive.engine.sources import as_json, discover
+
+    found, notes = discover(seconds=max(0.0, args.seconds))
+    if args.json:
+        print(json.dumps(as_json(found, notes), indent=2))
+        return 0
+    for item in found:
+        print(f"{item.kind:7s} {item.spec:40s} {item.name}{'  (' + item.detail + ')' if item.detail else ''}")
+    if not found:
+        print("nothing to receive right now")
+    for note in notes:
+        print(f"note: {note}")
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "sources": cmd_sources, "params": cmd_params, "presets": cmd_presets, "weights": cmd_weights,
             "prompts": cmd_prompts, "bench": cmd_bench}
 
 

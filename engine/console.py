@@ -19,7 +19,7 @@ from rich.text import Text
 
 ESSENTIAL = ("fps", "fps_in", "fps_generated", "chunk_ms", "chunk_ms_p95", "latency_ms", "latency_ms_p95",
              "stalls", "dropped_frames", "generator_errors", "sink_errors", "frames_out", "chunks", "source",
-             "mode")
+             "mode", "annotator", "mask_coverage", "references")
 """Figures always shown (with ``source_note`` and ``error`` when they say something)."""
 NOTES = ("source_note", "error")
 """Free-text figures: shown on full-width lines below the table, only when not empty."""
@@ -31,7 +31,7 @@ VALUE_WIDTH = 12
 
 def _figures(summary: dict[str, Any], rows: int) -> list[tuple[str, str]]:
     """The (name, value) pairs that fit ``rows`` rows of two pairs each."""
-    figures = [(n, str(v)) for n, v in summary.items() if n not in NOTES]
+    figures = [(n, ", ".join(v) if isinstance(v, list) else str(v)) for n, v in summary.items() if n not in NOTES]
     if len(figures) > 2 * rows:
         figures = [(n, v) for n, v in figures if n in ESSENTIAL]
     return figures[: 2 * rows]

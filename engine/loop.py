@@ -44,6 +44,8 @@ from vacelive.engine.chunk import Chunk
 from vacelive.engine.frames import CHUNK_FRAMES, crop_to_fill, to_rgb
 from vacelive.engine.generator import Generator
 from vacelive.engine.metrics import Metrics
+from vacelive.engine.outpaint import Placement
+from vacelive.engine.preview import REFERENCE_PARAMS, PreviewFrame, ReferenceImages, compose
 from vacelive.engine.ratelimit import RepeatFilter
 from vacelive.engine.state import ParamStore, Snapshot
 
@@ -120,11 +122,15 @@ class AnnotatedFrame:
 
 @dataclass
 class OutputChunk:
-    """Generated frames on their way to the publisher."""
+    """Generated frames on their way to the publisher, with what the model was given for each
+    (input, control, mask: the chunk's own arrays, aligned to the output frames; for previews)."""
 
     epoch: int
     frames: np.ndarray  # (N, H, W, 3) uint8
     captured_at: list[float]  # capture time of the input frame behind each output frame
+    inputs: np.ndarray  # (N, H, W, 3) uint8
+    control: np.ndarray | None  # (N, H, W, 3) uint8
+    masks: np.ndarray | None  # (N, H, W) float32
 
 
 class _Stage(threading.Thread):
@@ -171,6 +177,8 @@ class SourceReader(_Stage):
         super().__init__("source", engine)
         self.source = source
         self.first_frame = threading.Event()
+        self.latest: np.ndarray | None = None
+        """The newest input frame at the engine's size (what a grab takes)."""
         self._open = False
         self._next_emit = 0.0
         self._waiting_since: float | None = None
@@ -228,6 +236,7 @@ class SourceReader(_Stage):
         self._next_emit = max(self._next_emit + period, now - period)
         started = time.perf_counter()
         image = crop_to_fill(frame, engine.width, engine.height)
+        self.latest = image
         engine.metrics.dropped_frames += engine.frames_q.put(InputFrame(image, now, engine.epoch))
         engine.metrics.record("resize", (time.perf_counter() - started) * 1000.0)
 
@@ -294,10 +303,19 @@ class AnnotatorStage(_Stage):
         assert snapshot is not None
         rgb = to_rgb(item.image)
         alpha = item.image[None, :, :, 3] if item.image.shape[2] == 4 else None
+        placement = _outpaint_placement(snapshot, rgb.shape)
+        if placement is not None:  # outpainting: the model is given the input shrunk and placed
+            rgb = placement.shrink(rgb)
+            alpha = None if alpha is None else placement.shrink(alpha[0])[None]
         annotate_start = time.perf_counter()
         control = self._annotate(rgb, snapshot)
         mask = self._mask(rgb, alpha, snapshot)
         annotate_end = time.perf_counter()
+        if placement is not None:
+            frame_shape = (engine.height, engine.width, 3)
+            control = None if control is None else placement.place(control, frame_shape)
+            mask = placement.mask(engine.height, engine.width, mask)
+            rgb = placement.place(rgb, frame_shape)
         engine.metrics.dropped_frames += engine.annotated_q.put(AnnotatedFrame(
             self._epoch, self._chunk_seq, self._position, rgb, control, mask, snapshot, item.captured_at,
         ))
@@ -341,7 +359,8 @@ class AnnotatorStage(_Stage):
             control = self._annotator(rgb[None], snapshot)[0]
         except Exception as exc:  # hold the last good control frame
             self.engine.report_error(f"annotator {self._annotator_name}: {exc!r}", condition="annotator")
-            return self._last_control if self._last_control is not None else np.zeros_like(rgb)
+            last = self._last_control
+            return last if last is not None and last.shape == rgb.shape else np.zeros_like(rgb)
         self._last_control = control
         self.engine.clear_error("annotator")
         return control
@@ -393,8 +412,20 @@ class ChunkAssembler(_Stage):
             captured_at=[f.captured_at for f in frames],
         )
         self._chunks_made += 1
+        snapshot = chunk.snapshot
+        engine.metrics.annotator = snapshot["annotator"]
+        engine.metrics.mask_coverage = 0.0 if chunk.masks is None else round(100.0 * float(chunk.masks.mean()), 1)
+        engine.metrics.references = [name for name in REFERENCE_PARAMS if snapshot[name]]
         engine.metrics.dropped_chunks += engine.chunk_q.put(chunk)
         engine.metrics.record("assemble", (time.perf_counter() - started) * 1000.0)
+
+
+def _outpaint_placement(snapshot: Snapshot, frame_shape: tuple[int, ...]) -> Placement | None:
+    """Where the input goes when the snapshot asks for outpainting (``outpaint_scale`` < 1)."""
+    scale = float(snapshot["outpaint_scale"])
+    if scale >= 1.0:
+        return None
+    return Placement.of(frame_shape[1], frame_shape[0], scale, snapshot["outpaint_x"], snapshot["outpaint_y"])
 
 
 def waiting_note(source: Source) -> str:
@@ -467,8 +498,10 @@ class GeneratorStage(_Stage):
         done = time.monotonic()
         engine.metrics.record_chunk((done - started) * 1000.0, (done - chunk.captured_at[0]) * 1000.0)
         # Output frame i shows input frame i (the first chunk may give fewer: align to the end).
-        captured = chunk.captured_at[-len(frames):]
-        out = OutputChunk(chunk.epoch, frames, captured)
+        n = len(frames)
+        out = OutputChunk(chunk.epoch, frames, chunk.captured_at[-n:], chunk.frames[-n:, :, :, :3],
+                          None if chunk.control is None else chunk.control[-n:],
+                          None if chunk.masks is None else chunk.masks[-n:])
         while not engine.stopping.is_set():  # back-pressure: wait for the publisher, not the clock
             try:
                 engine.output_q.put(out, timeout=0.1)
@@ -551,15 +584,34 @@ class SinkWriter(_Stage):
             log.exception("closing sink %s", self.sink.name)
 
 
+class PreviewWriter(SinkWriter):
+    """Writes the control preview (:mod:`engine.preview`) to one sink: composed here, on the
+    writer's own thread, from frames the publisher hands over as they are."""
+
+    def __init__(self, engine: "Engine", sink: Sink) -> None:
+        super().__init__(engine, sink)
+        self.name = f"vacelive-preview-{sink.name}"
+        self.references = ReferenceImages(
+            lambda: [v for n in REFERENCE_PARAMS if (v := engine.store.get(n))], engine.store.resolve_media)
+
+    def step(self) -> None:
+        item = self.pending.get(timeout=0.1)
+        if item is not None:
+            self._write(compose(self.engine.store.get("preview"), item, self.references.images()))
+
+
 class Publisher(_Stage):
     """Owns the clock: one frame to every sink each 1/fps seconds, whatever the generator does."""
 
-    def __init__(self, engine: "Engine", writers: Sequence[SinkWriter]) -> None:
+    def __init__(self, engine: "Engine", writers: Sequence[SinkWriter],
+                 previews: Sequence[PreviewWriter] = ()) -> None:
         super().__init__("publisher", engine)
         self.writers = list(writers)
-        self._buffer: deque[tuple[np.ndarray, float]] = deque()
+        self.previews = list(previews)
+        self._buffer: deque[tuple[np.ndarray, float, PreviewFrame]] = deque()
         self._buffer_epoch = 0
         self._last: np.ndarray | None = None
+        self._last_preview: PreviewFrame | None = None
         self._next_tick = time.monotonic()
         self.intervals: deque[float] = deque(maxlen=1000)
         self._last_publish = 0.0
@@ -583,6 +635,9 @@ class Publisher(_Stage):
             return  # nothing generated yet
         for writer in self.writers:
             writer.dropped += writer.pending.put(frame)
+        if self._last_preview is not None:
+            for preview in self.previews:
+                preview.dropped += preview.pending.put(self._last_preview)
         engine.metrics.record("publish", (time.perf_counter() - started) * 1000.0)
         if self._last_publish:
             self.intervals.append(now - self._last_publish)
@@ -603,7 +658,10 @@ class Publisher(_Stage):
             except queue.Empty:
                 return
             if out.epoch == engine.epoch:
-                self._buffer.extend(zip(out.frames, out.captured_at))
+                for i, (frame, captured_at) in enumerate(zip(out.frames, out.captured_at)):
+                    given = PreviewFrame(frame, out.inputs[i], None if out.control is None else out.control[i],
+                                         None if out.masks is None else out.masks[i])
+                    self._buffer.append((frame, captured_at, given))
 
     def _next_frame(self, paused: bool, now: float) -> np.ndarray | None:
         size = (self.engine.height, self.engine.width)
@@ -612,9 +670,11 @@ class Publisher(_Stage):
         if paused:
             return self._last
         if self._buffer:
-            frame, captured_at = self._buffer.popleft()
+            frame, captured_at, given = self._buffer.popleft()
             if frame.shape[:2] != size:  # made just before a reload changed the size
                 frame = crop_to_fill(frame, size[1], size[0])
+            elif self.previews:
+                self._last_preview = given
             self.engine.metrics.fps_generated.tick(now)
             self.engine.metrics.glass_to_glass_ms.append((now - captured_at) * 1000.0)
             self._last = frame
@@ -639,6 +699,7 @@ class Engine:
         metrics: Metrics | None = None,
         max_frames: int | None = None,
         on_error: Callable[[str], None] | None = None,
+        preview_sinks: Sequence[Sink] = (),
     ) -> None:
         self.store = store
         self.width = int(store.get("width"))
@@ -666,10 +727,12 @@ class Engine:
         })
         self.sinks = list(sinks)
         self.sink_writers = [SinkWriter(self, sink) for sink in sinks]
+        self.preview_sinks = list(preview_sinks)
+        self.preview_writers = [PreviewWriter(self, sink) for sink in preview_sinks]
         self.source_reader = SourceReader(self, source)
         self.annotator_stage = AnnotatorStage(self)
         self.generator_stage = GeneratorStage(self, generator)
-        self.publisher = Publisher(self, self.sink_writers)
+        self.publisher = Publisher(self, self.sink_writers, self.preview_writers)
         self.stages: list[_Stage] = [
             self.source_reader,
             self.annotator_stage,
@@ -677,6 +740,7 @@ class Engine:
             self.generator_stage,
             self.publisher,
             *self.sink_writers,
+            *self.preview_writers,
         ]
         store.register_action("cut", lambda _value: self.hard_cut())
 
@@ -687,7 +751,7 @@ class Engine:
         self.source_reader.open_now()  # first: a missing input must not leave output files behind
         opened: list[Sink] = []
         try:
-            for sink in self.sinks:
+            for sink in self.sinks + self.preview_sinks:
                 sink.open(self.width, self.height, fps)
                 opened.append(sink)
         except Exception:

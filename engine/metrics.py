@@ -63,6 +63,14 @@ class Metrics:
         self.source_note = ""
         """What the source is waiting for (a network sender not seen yet), empty once it delivers."""
         self.mode = "t2v"
+        self.annotator = "none"
+        """The control of the last chunk (the annotator that made it)."""
+        self.mask_coverage = 0.0
+        """Percentage of the last chunk's pixels the model generates (0 without a mask)."""
+        self.references: list[str] = []
+        """Reference slots set for the last chunk."""
+        self.sources: list[str] = []
+        """Spec strings of the network sources seen at the last scan (engine.sources)."""
         self.reload_state = ""
         """The last live reload: ``loading: ...``, ``done: ...`` or why it failed."""
         self.last_error = ""
@@ -94,11 +102,11 @@ class Metrics:
         series = self.timings.get(name)
         return float(np.median(np.asarray(series))) if series else 0.0
 
-    def summary(self) -> dict[str, float | int | str]:
+    def summary(self) -> dict[str, float | int | str | list[str]]:
         """A flat dict of current figures (the names are the OSC status addresses)."""
         chunk = np.asarray(self.chunk_ms, dtype=np.float64)
         latency = np.asarray(self.glass_to_glass_ms, dtype=np.float64)
-        out: dict[str, float | int | str] = {
+        out: dict[str, float | int | str | list[str]] = {
             "fps": round(self.fps_out.rate(), 2),
             "fps_in": round(self.fps_in.rate(), 2),
             "fps_generated": round(self.fps_generated.rate(), 2),
@@ -116,7 +124,11 @@ class Metrics:
             "source": self.source_state,
             "source_note": self.source_note,
             "mode": self.mode,
+            "annotator": self.annotator,
+            "mask_coverage": self.mask_coverage,
+            "references": list(self.references),
             "reload": self.reload_state,
+            "sources": list(self.sources),
             "error": self.last_error,
             "error_age_s": round(time.monotonic() - self.error_at, 1) if self.last_error else 0.0,
         }

@@ -317,7 +317,7 @@ class StatusSender:
     def send_status(self) -> None:
         """Send every status figure once."""
         for name, value in self.summary().items():
-            self.send(STATUS_PREFIX + name, value)
+            self.send(STATUS_PREFIX + name, *(value if isinstance(value, list) else [value]))
 
     def _run(self) -> None:
         while not self._stop.wait(self.period_s):

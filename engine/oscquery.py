@@ -89,7 +89,10 @@ def param_node(param: Param, value: Any) -> dict[str, Any]:
 
 
 def status_node(name: str, value: Any) -> dict[str, Any]:
-    """The read-only node of one status figure."""
+    """The read-only node of one status figure (a list of strings has one ``s`` per item)."""
+    if isinstance(value, list):
+        return {"FULL_PATH": f"{STATUS_PATH}/{name}", "TYPE": "s" * len(value), "VALUE": [str(v) for v in value],
+                "ACCESS": ACCESS_READ, "DESCRIPTION": f"status: {name}"}
     if isinstance(value, bool):
         type_tag = "T"
     elif isinstance(value, numbers.Integral):

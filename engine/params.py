@@ -282,6 +282,8 @@ def _copy(value: Any) -> Any:
 
 
 ANNOTATOR_CHOICES = ("none", "passthrough", "edge", "scribble", "pose", "depth", "flow")
+PREVIEW_CHOICES = ("control", "mask", "input", "side_by_side")
+"""What a preview sink can show (composed by :mod:`engine.preview`)."""
 MASK_SOURCE_CHOICES = ("none", "person", "luma", "chroma", "alpha", "image")
 
 MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -321,6 +323,17 @@ REGISTRY = Registry([
     Param("keyframe_last", P, "",
           "Keyframe the stream converges to (extension: lastframe; with keyframe_first: firstlastframe).",
           group="vace"),
+    *(Param(f"{slot}_grab", T, False, f"Put the current input frame (or --still-source's) into {slot}.",
+            applies=NOW, group="vace", in_presets=False)
+      for slot in ("reference_1", "reference_2", "reference_3", "keyframe_first", "keyframe_last")),
+    Param("still_source", S, "", "A second source whose current frame the *_grab triggers take instead of the "
+          "input (e.g. ndi:NAME fed by any TouchDesigner TOP); '' = the input.", applies=RESTART, group="io"),
+    Param("outpaint_scale", F, 1.0, "Outpainting: the input shrunk to this scale inside the frame, the border "
+          "generated (1 = off).", group="vace", minimum=0.5, maximum=1.0),
+    Param("outpaint_x", F, 0.5, "Outpainting: where the shrunk input sits across (0 = left edge, 1 = right edge).",
+          group="vace", minimum=0.0, maximum=1.0),
+    Param("outpaint_y", F, 0.5, "Outpainting: where the shrunk input sits down (0 = top edge, 1 = bottom edge).",
+          group="vace", minimum=0.0, maximum=1.0),
     # --- annotator --------------------------------------------------------------------------
     Param("annotator", C, "edge", "Control signal made from the input frames.",
           group="annotator", choices=ANNOTATOR_CHOICES),
@@ -354,6 +367,11 @@ REGISTRY = Registry([
     Param("source_timeout", F, 0.0, "Stop the start if the source delivers no frame within this time "
           "(0 = wait for it as long as it takes, saying what it waits for).", applies=RESTART, group="io",
           minimum=0.0, maximum=3600.0, unit="s"),
+    Param("preview_sink", L, [], "Control preview specs (repeatable, any sink): what the model is given, on the "
+          "output clock; the preview parameter chooses the view.", applies=RESTART, group="io"),
+    Param("preview", C, "control", "What the preview sinks show: the control frames (mask drawn over them, "
+          "references as a strip), the mask, the input, or input | control | output side by side.",
+          applies=NOW, group="io", choices=PREVIEW_CHOICES),
     Param("sink", L, ["null"], "Output specs (repeatable): null, file:PATH, ndi:NAME, spout:NAME, "
           "syphon:NAME, virtualcam.", applies=RELOAD, group="io"),
     # --- model ------------------------------------------------------------------------------
@@ -377,6 +395,9 @@ REGISTRY = Registry([
     Param("pause", B, False, "Freeze the output on the last frame; generation pauses.", applies=NOW,
           group="control", in_presets=False),
     Param("cut", T, False, "Hard cut: reset the model state (KV cache, VAE caches, annotators).",
+          applies=NOW, group="control", in_presets=False),
+    Param("sources_scan", T, False, "Scan for NDI, Spout and Syphon senders now; the result is the status "
+          "figure sources (spec strings). It is rescanned every 5 s while the source is one of those.",
           applies=NOW, group="control", in_presets=False),
     Param("reload", T, False, "Apply the pending reload-time values (model, weights, size, VAE, source, sinks): "
           "what they need is rebuilt in the background while the output holds its last frame; with "

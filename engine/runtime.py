@@ -56,6 +56,7 @@ def build_engine(store: ParamStore, *, max_frames: int | None = None) -> Engine:
     width, height, fps = store.get("width"), store.get("height"), store.get("fps")
     source = bridges.open_source(store.get("source"), width=width, height=height, fps=fps)
     sinks = [bridges.open_sink(spec) for spec in store.get("sink")]
+    preview_sinks = [bridges.open_sink(spec) for spec in store.get("preview_sink")]
     make_annotator = partial(annotators.make_annotator, weights=manifest, device=device)
     make_mask_source = partial(annotators.make_mask_source, weights=manifest, resolve_path=store.resolve_media)
     return Engine(
@@ -66,6 +67,7 @@ def build_engine(store: ParamStore, *, max_frames: int | None = None) -> Engine:
         make_annotator=_built_first(make_annotator, store.get("annotator")),
         make_mask_source=_built_first(make_mask_source, store.get("mask_source")),
         max_frames=max_frames,
+        preview_sinks=preview_sinks,
     )
 
 

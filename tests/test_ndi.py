@@ -254,3 +254,22 @@ def test_engine_says_what_it_waits_for_until_a_late_sender_appears(ndi_name, cap
             if running is not None:
                 running.stop()
         assert engine.stop() == []
+
+
+def test_sources_lists_a_loopback_ndi_sender_with_its_spec(ndi_name, tmp_path):
+    """``vacelive sources --json`` in a fresh process (NDI confined to loopback by this module's config)."""
+    import json
+    import subprocess
+    import sys
+
+    sender = Sender(ndi_name)
+    try:
+        result = subprocess.run([sys.executable, "-m", "vacelive.engine.cli", "sources", "--json", "--seconds", "4"],
+                                capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    finally:
+        sender.stop()
+    assert result.returncode == 0, result.stderr
+    listed = json.loads(result.stdout)
+    ours = [s for s in listed["sources"] if s["kind"] == "ndi" and s["name"].endswith(f"({ndi_name})")]
+    assert len(ours) == 1 and ours[0]["spec"] == f"ndi:{ndi_name}", listed
+    assert "spout: not on this platform (Windows only)" in listed["notes"]

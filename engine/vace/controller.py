@@ -33,6 +33,7 @@ import torch
 from torch import Tensor
 
 from vacelive.engine.chunk import Chunk
+from vacelive.engine.preview import REFERENCE_PARAMS
 from vacelive.engine.vae import VideoAutoencoder
 
 from .context import VaceContextEncoder, compose_frames, reference_context, to_unit, to_video_tensor
@@ -40,7 +41,6 @@ from .inject import EXTRAS_KEY, VaceConditioning, VaceInjector
 from .media import MediaSlot
 from .mode import infer_mode
 
-REFERENCE_PARAMS = ("reference_1", "reference_2", "reference_3")
 KEYFRAME_PARAMS = ("keyframe_first", "keyframe_last")
 
 
@@ -81,7 +81,9 @@ class VaceController:
         keyframe_last = images["keyframe_last"]
         self.mode = infer_mode(control=chunk.control is not None, mask=chunk.masks is not None,
                                references=len(references), keyframe_first=keyframe_first is not None,
-                               keyframe_last=keyframe_last is not None)
+                               keyframe_last=keyframe_last is not None,
+                               outpaint=float(snapshot.get("outpaint_scale", 1.0)) < 1.0,
+                               inner_mask=snapshot.get("mask_source", "none") != "none")
         scale = float(snapshot.get("context_scale", 1.0))
         if self.mode == "t2v" or scale == 0.0 or self.injector.branch.is_zero():
             self.active = False
