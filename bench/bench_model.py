@@ -8,7 +8,8 @@ the tiny config in fp32 on CPU at half those sizes (416x240 and 256x256: on a CP
 model is attention-bound at full size, 5 to 25 s per chunk measured on 2 shared cores).
 A chunk is 3 latent frames = 12 output frames; each chunk costs ``steps`` denoising forwards
 plus one cache-writing forward at t=0. Timing starts after warm-up chunks that fill the KV
-ring (so the attention span is the steady-state one).
+ring (so the attention span is the steady-state one). Per size it also times a prompt re-cache
+of the full ring (the extra cost of a prompt switch with ``prompt_recache`` on).
 """
 
 from __future__ import annotations
@@ -27,6 +28,18 @@ FRAMES_PER_CHUNK_OUT = 12
 def _sync(device: str) -> None:
     if device.startswith("cuda"):
         torch.cuda.synchronize()
+
+
+def _time_recache(gen: CausalGenerator, cfg, device: str, repeats: int) -> float:
+    """Seconds to re-encode a full ring under a new prompt (what a prompt switch adds to its chunk)."""
+    prompts = [torch.randn(1, cfg.text_len, cfg.text_dim, device=device) for _ in range(repeats + 1)]
+    gen.recache(prompts[0])  # warm-up
+    _sync(device)
+    t0 = time.perf_counter()
+    for prompt in prompts[1:]:
+        gen.recache(prompt)
+    _sync(device)
+    return (time.perf_counter() - t0) / repeats
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -83,6 +96,12 @@ def main(argv: list[str] | None = None) -> int:
             if not args.json:
                 print(f"{args.config} {args.device} {dtype_name} {width}x{height} steps={steps}: "
                       f"{sec:.4f} s/chunk, {FRAMES_PER_CHUNK_OUT / sec:.1f} fps", flush=True)
+        recache = _time_recache(gen, cfg, args.device, timed)
+        results.append({"config": args.config, "device": args.device, "dtype": dtype_name, "height": height,
+                        "width": width, "recache_sec": recache, "recache_frames": gen.kv_cache.ring_frames})
+        if not args.json:
+            print(f"{args.config} {args.device} {dtype_name} {width}x{height} prompt re-cache "
+                  f"({gen.kv_cache.ring_frames} frames): {recache:.4f} s per switch", flush=True)
     if args.json:
         device_name = torch.cuda.get_device_name() if args.device.startswith("cuda") else "cpu"
         print(json.dumps({"device_name": device_name, "torch": torch.__version__, "results": results}, indent=2))

@@ -307,6 +307,9 @@ REGISTRY = Registry([
           group="generation", minimum=0, maximum=120, unit="chunks"),
     Param("prompt_blend", C, "slerp", "How prompt embeddings are interpolated during a transition.",
           group="generation", choices=("linear", "slerp")),
+    Param("prompt_recache", C, "auto", "When a new prompt starts, re-encode the cached window under it so it "
+          "takes hold at once (LongLive's switch re-cache; auto: on for LongLive weights).", group="generation",
+          choices=("auto", "on", "off")),
     Param("seed", I, 42, "Noise seed; each chunk's noise comes from (seed, chunk index).",
           group="generation", minimum=0, maximum=2**31 - 1),
     Param("steps", I, 4, "Denoising steps per chunk (few-step schedule 1000/750/500/250).",

@@ -74,8 +74,10 @@ class VideoPipeline:
     """
 
     def __init__(self, causal: CausalGenerator, vae: VideoAutoencoder, prompts: PromptConditioner,
-                 *, name: str, vace: VaceController | None = None) -> None:
+                 *, name: str, vace: VaceController | None = None, recache_by_default: bool = False) -> None:
         self.name = name
+        self.recache_by_default = recache_by_default
+        """What ``prompt_recache = auto`` means for these weights (on for LongLive's)."""
         self.causal = causal
         self.vae = vae
         self.prompts = prompts
@@ -109,6 +111,10 @@ class VideoPipeline:
         clock = _StepClock(self._cuda)
         text = self.prompts.embed(snapshot["prompt"], snapshot["prompt_transition"], snapshot["prompt_blend"])
         clock.lap("text")
+        recache = snapshot["prompt_recache"]
+        if self.prompts.switched and (recache == "on" or recache == "auto" and self.recache_by_default):
+            self.causal.recache(text)  # the window's frames under the new prompt, so it takes hold at once
+            clock.lap("recache")
         extras = self.vace.prepare(chunk, first=self.causal.frame_index == 0) if self.vace is not None else None
         clock.lap("encode")
         latents = self.causal.generate_chunk(text, snapshot["seed"], snapshot["steps"], extras=extras)
@@ -201,4 +207,11 @@ def build_generator(store: ParamStore, manifest, device: str) -> VideoPipeline:
     prompts = build_prompts(store, manifest, device, dtype)
     vace = VaceController(injector, vae, store.resolve_media, width, height)
     name = TINY_LABEL if store.get("model") == "tiny" and manifest is None else f"Wan2.1-{store.get('model')}"
-    return VideoPipeline(causal, vae, prompts, name=name, vace=vace)
+    return VideoPipeline(causal, vae, prompts, name=name, vace=vace, recache_by_default=is_longlive(manifest))
+
+
+def is_longlive(manifest) -> bool:
+    """Whether the DiT comes from LongLive (fetched as that set, or its base file name)."""
+    if manifest is None or not manifest.has("dit"):
+        return False
+    return manifest.set_name == "longlive" or Path(manifest.files["dit"]).name == "longlive_base.pt"

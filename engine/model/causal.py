@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Any, Callable
 
 import torch
@@ -35,6 +36,8 @@ class CausalGenerator:
         self.text_cache = TextKVCache()
         self.frame_index = 0
         self.chunk_index = 0
+        self.window: deque[tuple[int, Tensor]] = deque()
+        """(first frame, clean latents) of the chunks whose frames are in the ring now (for re-cache)."""
 
     @property
     def device(self) -> torch.device:
@@ -44,6 +47,45 @@ class CausalGenerator:
         """Hard cut: forget the cached frames and restart RoPE positions at frame 0."""
         self.kv_cache.reset()
         self.frame_index = 0
+        self.window.clear()
+
+    @torch.no_grad()
+    def write_cache(self, x0: Tensor, text_context: Tensor, **forward: Any) -> None:
+        """Commit a chunk's clean latents [B, 16, 3, h, w] to the cache (the t=0 pass) and advance."""
+        self.model(x0, 0.0, text_context, kv_cache=self.kv_cache, text_cache=self.text_cache,
+                   start_frame=self.frame_index, write_cache=True, **forward)
+        self.window.append((self.frame_index, x0))
+        self.frame_index += x0.shape[2]
+        oldest_in_ring = self.frame_index - self.kv_cache.ring_frames
+        while self.window and self.window[0][0] < oldest_in_ring:
+            self.window.popleft()
+
+    @torch.no_grad()
+    def recache(self, text_context: Tensor) -> int:
+        """Re-encode the ring's frames with a new prompt (LongLive's switch re-cache); returns
+        the number of latent frames rewritten.
+
+        The kept clean latents of the window are run at t=0 with ``text_context``, in order and
+        block-causally (each chunk attends to the sinks and the chunks re-encoded before it), and
+        their K/V overwrite the ring. The sink frames keep their K/V, as LongLive's inference
+        configuration does (``global_sink: true``). Runs the base model alone (no VACE hints).
+        """
+        cache = self.kv_cache
+        chunks = [(start, x0) for start, x0 in self.window if start >= cache.sink_frames]
+        if not chunks:
+            return 0
+        written = cache.frames_written[0]
+        rewritten = sum(x0.shape[2] for _, x0 in chunks)
+        if chunks[0][0] != written - rewritten:
+            raise RuntimeError("re-cache needs the ring to hold whole chunks (sinks and window multiples of 3)")
+        cache.frames_written = [cache.sink_frames] * cache.num_layers  # rewrite from the first ring slot
+        cache.shift = 0
+        for start, x0 in chunks:
+            self.model(x0, 0.0, text_context, kv_cache=cache, text_cache=self.text_cache, start_frame=start,
+                       write_cache=True)
+        cache.frames_written = [written] * cache.num_layers
+        cache.shift = (rewritten - (written - cache.sink_frames)) % cache.ring_frames
+        return rewritten
 
     @torch.no_grad()
     def generate_chunk(
@@ -74,7 +116,6 @@ class CausalGenerator:
             x0 = x0_from_flow(x, flow, t)
             if i + 1 < len(timesteps):
                 x = add_noise(x0, draw_noise(gen, self.latent_shape, self.device), timesteps[i + 1])
-        self.model(x0, 0.0, text_context, write_cache=True, **common)
-        self.frame_index += self.latent_shape[2]
+        self.write_cache(x0, text_context, extras=extras, extras_fn=extras_fn)
         self.chunk_index += 1
         return x0

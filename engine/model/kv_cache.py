@@ -26,7 +26,9 @@ class RingKVCache:
     a pass with ``commit=True`` (the clean t=0 pass) writes and advances.
 
     Any stack of blocks may own an instance (the VACE branch has its own); ``reset()`` is a hard
-    cut.
+    cut. ``shift`` rotates the ring's slot assignment: a prompt re-cache
+    (:meth:`CausalGenerator.recache`) rewrites the window's frames in order from the first ring
+    slot and sets it so that the next frame still replaces the oldest.
     """
 
     def __init__(
@@ -51,6 +53,7 @@ class RingKVCache:
         self.k = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(num_layers)]
         self.v = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(num_layers)]
         self.frames_written = [0] * num_layers  # committed frames per layer since reset
+        self.shift = 0
 
     @property
     def nbytes(self) -> int:
@@ -60,13 +63,18 @@ class RingKVCache:
     def reset(self) -> None:
         """Forget everything (hard cut); memory is kept and reused."""
         self.frames_written = [0] * self.num_layers
+        self.shift = 0
+
+    @property
+    def ring_frames(self) -> int:
+        """Slots of the ring (the window without its sinks)."""
+        return self.capacity - self.sink_frames
 
     def slot(self, frame: int) -> int:
         """Buffer slot of the ``frame``-th frame written since reset."""
         if frame < self.sink_frames:
             return frame
-        ring = self.capacity - self.sink_frames
-        return self.sink_frames + (frame - self.sink_frames) % ring
+        return self.sink_frames + (frame - self.sink_frames + self.shift) % self.ring_frames
 
     def _runs(self, start: int, num_frames: int) -> list[tuple[int, int, int]]:
         """(offset in chunk, first slot, length) runs of consecutive slots for frames

@@ -67,6 +67,8 @@ class PromptConditioner:
         self._source: Tensor | None = None
         self._step = self._steps = 0
         self._blend = lerp
+        self.switched = False
+        """Whether the last ``embed`` started a new prompt (a switch, or the start of a transition)."""
 
     def _prompt(self, prompt: str) -> Tensor:
         if prompt not in self._memo:
@@ -83,6 +85,7 @@ class PromptConditioner:
         if blend not in ("linear", "slerp"):
             raise ValueError(f"blend must be 'linear' or 'slerp', got {blend!r}")
         parsed = tuple(parse_prompt_spec(prompt_spec))
+        self.switched = parsed != self._parsed and self._current is not None
         if parsed != self._parsed:
             target = self._mix(parsed)
             if self._current is None or transition_chunks <= 1:
