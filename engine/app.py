@@ -21,7 +21,15 @@ from vacelive.engine.metrics import Metrics
 from vacelive.engine.osc import OscControl, OscServer, StatusSender
 from vacelive.engine.origin import normalise_origin
 from vacelive.engine.oscquery import OscQueryServer
-from vacelive.engine.params import MODEL_DEFAULTS, REGISTRY, ParamError
+from vacelive.engine.params import (
+    MODEL_DEFAULTS,
+    REGISTRY,
+    ParamError,
+    lora_scale_params,
+    parse_lora_entries,
+    with_lora_scales,
+)
+from vacelive.engine.paths import PathRefused
 from vacelive.engine.presets import PresetError, load_preset, preset_path, save_preset
 from vacelive.engine.reload import Reloader
 from vacelive.engine.runtime import reload_builders
@@ -57,10 +65,20 @@ def build_store(preset: str | None = None, overrides: Mapping[str, Any] | None =
                  for name, value in (overrides or {}).items()}
     for name in [n for n in overrides if REGISTRY[n].group == SERVER_GROUP]:
         store.set(name, overrides.pop(name), live=False)
+    values: dict[str, Any] = {}
     if preset:
-        loaded = load_preset(resolve_preset(preset, Path(store.get("preset_dir"))))
-        store.update(loaded.values, live=False)
+        # the scales of the LoRAs named on the command line (or else in the preset) are valid in it
+        registry = with_lora_scales(REGISTRY, overrides.get("loras", []))
+        values = load_preset(resolve_preset(preset, Path(store.get("preset_dir"))), registry).values
+    loras = overrides.get("loras", values.get("loras", store.get("loras")))
+    store.add_params(lora_scale_params(loras))
+    stray = [name for name in values if name not in store.registry]
+    if stray:
+        raise ParamError(f"preset {preset}: {', '.join(stray)} set, but --loras does not name "
+                         f"{'that LoRA' if len(stray) == 1 else 'those LoRAs'} (it replaces the preset's list)")
+    store.update(values, live=False)
     store.update(overrides, live=False)
+    check_lora_paths(store)
     resolve_model_defaults(store)
     for origin in store.get("http_allow_origin"):
         try:
@@ -68,6 +86,18 @@ def build_store(preset: str | None = None, overrides: Mapping[str, Any] | None =
         except ValueError as exc:
             raise ParamError(str(exc)) from None
     return store
+
+
+def check_lora_paths(store: ParamStore) -> None:
+    """Every ``loras`` path must be a file inside the weights or the media folder (fail fast)."""
+    problems = []
+    for name, path in parse_lora_entries(store.get("loras")):
+        try:
+            store.resolve_lora(path)
+        except PathRefused as exc:
+            problems.append(f"{name}: {exc}")
+    if problems:
+        raise ParamError("loras: " + "; ".join(problems))
 
 
 def resolve_model_defaults(store: ParamStore) -> None:
@@ -90,10 +120,12 @@ def install_preset_actions(store: ParamStore) -> None:
         if not name:
             return
         try:
-            preset = load_preset(preset_path(name, preset_dir))
-            notes = store.update(preset.values, live=True)
+            preset = load_preset(preset_path(name, preset_dir), store.registry)
+            unloaded = [key for key in preset.values if key not in store.registry]  # LoRAs not running
+            notes = store.update({k: v for k, v in preset.values.items() if k not in unloaded}, live=True)
         except PresetError as exc:
             raise ParamError(str(exc)) from None
+        notes += [f"{key} skipped: that LoRA is not loaded (loras apply at the next start)" for key in unloaded]
         for note in notes:
             log.warning("preset %s: %s", name, note)
         log.info("preset %s loaded", name)
@@ -102,7 +134,8 @@ def install_preset_actions(store: ParamStore) -> None:
         if not name:
             return
         try:
-            save_preset(preset_path(name, preset_dir), store.snapshot(), description="saved from a live run")
+            save_preset(preset_path(name, preset_dir), store.snapshot(), description="saved from a live run",
+                        registry=store.registry)
         except (PresetError, OSError) as exc:
             raise ParamError(f"preset_save {name!r}: {exc}") from None
         log.info("preset %s saved", name)
@@ -197,7 +230,7 @@ class LiveRun:
         if timeout_s <= 0:
             return
         from vacelive.bridges import BridgeError
-        from vacelive.engine.loop import waiting_note
+        from vacelive.engine.live.source import waiting_note
 
         raise BridgeError(f"no frame within --source-timeout {timeout_s:g} s: {waiting_note(reader.source)}")
 
