@@ -19,7 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 TORCH = os.environ.get("VACELIVE_TORCH", "torch==2.13.0")
-EXTRAS = {"demo": "", "setup": "[dev]", "test": "[dev,ndi,pose]"}
+EXTRAS = {"demo": "", "setup": "[dev]", "test": "[dev,ndi,pose,link]"}
 
 
 def venv_python() -> Path:
