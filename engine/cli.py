@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from vacelive.engine.doctor import add_doctor_arguments, doctor_main
 from vacelive.engine.params import REGISTRY, Kind, Param, ParamError
 from vacelive.engine.presets import PresetError, list_presets
 from vacelive.engine.weights.sets import DEFAULT_SET, SETS
@@ -115,6 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
     sources = sub.add_parser("sources", help="list what can be received now (NDI, Spout, Syphon, cameras) and its spec")
     sources.add_argument("--json", action="store_true", help="machine-readable")
     sources.add_argument("--seconds", type=float, default=2.0, help="how long to listen for NDI/Syphon (default: 2)")
+
+    doctor = sub.add_parser("doctor", help="check this machine for a show: bridges, GPU, weights, ports")
+    add_doctor_arguments(doctor)
 
     prompts = sub.add_parser("prompts", help="prompt embedding cache tools")
     prompts_sub = prompts.add_subparsers(dest="prompts_command", required=True)
@@ -314,7 +318,7 @@ def cmd_sources(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "sources": cmd_sources, "params": cmd_params, "presets": cmd_presets, "weights": cmd_weights,
+COMMANDS = {"run": cmd_run, "sources": cmd_sources, "doctor": doctor_main, "params": cmd_params, "presets": cmd_presets, "weights": cmd_weights,
             "prompts": cmd_prompts, "bench": cmd_bench}
 
 

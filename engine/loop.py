@@ -33,6 +33,7 @@ from collections.abc import Callable, Sequence
 
 from vacelive.annotators.base import Annotator, MaskSource
 from vacelive.bridges.base import Sink, Source
+from vacelive.bridges.syphon import pump_main_run_loop
 from vacelive.engine.chunk import Chunk
 from vacelive.engine.frames import CHUNK_FRAMES
 from vacelive.engine.generator import Generator
@@ -46,6 +47,7 @@ from vacelive.engine.live.stage import Stage
 from vacelive.engine.metrics import Metrics
 from vacelive.engine.ratelimit import RepeatFilter
 from vacelive.engine.state import ParamStore
+from vacelive.engine.tempo import Quantizer
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +81,8 @@ class Engine:
         self._error_lock = threading.Lock()
         self.epoch = 0
         self.stopping = threading.Event()
+        self.quantizer = Quantizer(None)
+        """Holds beat-quantised changes (``quantize``) until the chunk shown on their boundary."""
         self.swap_lock = threading.Lock()
         """Held by the generator stage around each chunk; :meth:`swap` takes it between chunks."""
         self.frames_q: DropOldestQueue[InputFrame] = DropOldestQueue(CHUNK_FRAMES)
@@ -214,4 +218,4 @@ class Engine:
     def wait(self, poll_s: float = 0.2) -> None:
         """Block until the engine stops (``max_frames`` reached or :meth:`stop`)."""
         while not self.stopping.wait(poll_s):
-            pass
+            pump_main_run_loop(0.05)  # Syphon's directory hears of new servers on the main thread only

@@ -58,6 +58,8 @@ class Metrics:
         self.frames_out = 0
         self.chunks_done = 0
         self.queue_depths: dict[str, Callable[[], int]] = {}
+        self.figure_sources: list[Callable[[], dict[str, float | int | str]]] = []
+        """More figures for the summary (tempo and beat phase from the quantiser)."""
         self.timings: dict[str, deque[float]] = {}
         self.source_state = "closed"
         self.source_note = ""
@@ -132,6 +134,8 @@ class Metrics:
             "error": self.last_error,
             "error_age_s": round(time.monotonic() - self.error_at, 1) if self.last_error else 0.0,
         }
+        for figures in self.figure_sources:
+            out.update(figures())
         for name, depth in self.queue_depths.items():
             out[f"queue_{name}"] = depth()
         for name in list(self.timings):

@@ -1,9 +1,13 @@
 """A small recording stand-in for TouchDesigner's ``td`` module, for testing ``toe_examples/``.
 
 It records what a build script does (operators created, parameters set, wires, Text DAT
-contents, ``sendOSC`` calls, ``project.save``) and refuses what TouchDesigner would refuse or
-what is most likely a typo: an operator type it does not know, a parameter name an operator does
-not have, a wire into an operator without inputs or across families.
+contents, ``sendOSC`` calls, ``COMP.save`` and ``project.save``) and refuses what TouchDesigner
+would refuse or what is most likely a typo: an operator type it does not know, a parameter name
+an operator does not have, a value of the wrong kind for a parameter (a toggle, a number, a
+string, a menu token, an operator reference), a wire into an operator without inputs or across
+families, and an NDI In TOP source name that is not NDI's full ``HOST (stream)``. An OSC In DAT
+can be handed a message (:meth:`StandinOP.receive_osc`): it calls its callbacks DAT's
+``onReceiveOSC`` as TouchDesigner does.
 
 The operator types and parameter names are those of TouchDesigner's own reference
 (docs.derivative.ca, e.g. "OSC Out CHOP": Network Address ``netaddress``, Network Port ``port``),
@@ -66,6 +70,23 @@ PARAMS: dict[str, frozenset[str]] = {
 Menu parameters are checked against :data:`MENUS`; other values are not type-checked.
 """
 
+TOGGLES = frozenset({
+    "active", "cookalways", "sendevents", "splitbundle", "splitmessage", "typetag", "bundletimestamp",
+    "shared", "clamp", "usespoutactivesender", "includealpha", "hwdecode", "compoverinput",
+    "multrgbbyalpha", "antialias", "queued", "useglobalrate", "resetchannels", "resetvalues",
+    "wordwrap", "snap",
+})
+"""Toggle parameters: ``True``/``False`` (TouchDesigner also takes 0 and 1)."""
+INTS = frozenset({"port", "stripsegments", "maxlines", "maxsize", "maxbytes", "resolutionw", "resolutionh"})
+"""Integer parameters."""
+STRINGS = frozenset({"netaddress", "address", "localaddress", "sendername", "name", "failovername", "extraips"})
+"""String parameters."""
+OP_REFS = frozenset({"callbacks", "fromop", "audiochop", "grouptable"})
+"""Parameters that reference another operator: an operator or its path."""
+NUMBERS = frozenset({"fps", "rate", "fillcolorr", "fillcolorg", "fillcolorb", "fillalpha", "sizex", "sizey",
+                     "centerx", "centery", "rotate", "softness", "borderwidth", "cornerradius"})
+"""Float parameters (ints accepted)."""
+
 _PROTOCOLS = frozenset({"msging", "multicastmsging", "reliablemsging"})
 MENUS: dict[tuple[str, str], frozenset[str]] = {
     ("oscoutCHOP", "numericformat"): frozenset({"int", "float", "double"}),
@@ -85,6 +106,8 @@ INPUTS = {
 """Operator type -> number of inputs."""
 
 _CONST = re.compile(r"^const(\d+)(name|value)$")
+_NDI_SOURCE = re.compile(r"^\S.* \(.+\)$")
+"""NDI lists every source as ``HOST (stream)``; the NDI In TOP's ``name`` must be that full name."""
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -149,12 +172,40 @@ class ParCollection:
         menu = MENUS.get((self._owner.type, name))
         if menu is not None and value not in menu:
             raise StandinError(f"{self._owner.type}.par.{name}: {value!r} is not one of {sorted(menu)}")
+        _check_kind(self._owner, name, value)
         par.val = value
         par.set = True
 
     def values(self) -> dict[str, Any]:
         """Every parameter the script set, by name."""
         return {name: par.val for name, par in self._pars.items() if par.set}
+
+
+def _check_kind(owner: "StandinOP", name: str, value: Any) -> None:
+    """Refuse a value of the wrong kind for parameter ``name`` of ``owner``."""
+    where = f"{owner.type}.par.{name}"
+    if _CONST.match(name):
+        expected = str if name.endswith("name") else (int, float)
+        if not isinstance(value, expected) or isinstance(value, bool):
+            raise StandinError(f"{where}: {value!r} is not a {'channel name' if expected is str else 'number'}")
+        return
+    if name in TOGGLES:
+        if value not in (True, False, 0, 1):
+            raise StandinError(f"{where} is a toggle: {value!r} is not True/False")
+    elif name in INTS:
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise StandinError(f"{where} is an integer: {value!r}")
+    elif name in NUMBERS:
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            raise StandinError(f"{where} is a number: {value!r}")
+    elif name in STRINGS:
+        if not isinstance(value, str):
+            raise StandinError(f"{where} is a string: {value!r}")
+        if (owner.type, name) == ("ndiinTOP", "name") and value and not _NDI_SOURCE.match(value):
+            raise StandinError(f"{where}: {value!r} is not an NDI source name; NDI lists sources as "
+                               "'HOST (stream)' and the NDI In TOP only connects to that full name")
+    elif name in OP_REFS and not isinstance(value, (str, StandinOP)):
+        raise StandinError(f"{where} references an operator: {value!r}")
 
 
 class Sequence:
@@ -256,6 +307,31 @@ class StandinOP:
         self.td.sent.append((self.path, address, list(args)))
         return 0
 
+    def save(self, path: str, createFolders: bool = False) -> str:  # noqa: N803
+        """``COMP.save``: save this component (and what it holds) as a ``.tox``; returns the path."""
+        if family(self.type) != "COMP":
+            raise AttributeError(f"{self.type} has no save")
+        if not str(path).endswith(".tox"):
+            raise StandinError(f"COMP.save({path!r}): a component is saved as a .tox")
+        self.td.saved_comps.append((self.path, str(path)))
+        return str(path)
+
+    def receive_osc(self, address: str, args: list) -> None:
+        """An OSC In DAT receiving one message: its callbacks DAT's ``onReceiveOSC`` runs, with
+        ``op()`` relative to that DAT, as TouchDesigner calls it."""
+        if self.type != "oscinDAT":
+            raise AttributeError(f"{self.type} receives no OSC messages")
+        callbacks = self.par.callbacks.val
+        if callbacks is None:
+            return
+        dat = callbacks if isinstance(callbacks, StandinOP) else self.parent.op(callbacks)
+        if dat is None or family(dat.type) != "DAT":
+            raise StandinError(f"{self.path}.par.callbacks: {callbacks!r} is no DAT")
+        scope = {"op": dat.parent.op, "__name__": "__td_dat__"}
+        exec(compile(dat.text, dat.path, "exec"), scope)
+        message = " ".join([address, *map(str, args)])
+        scope["onReceiveOSC"](self, 0, message, message.encode(), 0.0, address, list(args), None)
+
     def run(self) -> None:
         """Run a DAT's text as a script, with ``op()`` relative to the DAT (as TouchDesigner does)."""
         if family(self.type) != "DAT":
@@ -270,6 +346,8 @@ class StandinOP:
 
 
 class Project:
+    """``td.project``: ``save`` writes the whole open project (the user's!) to ``path``."""
+
     def __init__(self) -> None:
         self.saved: list[str] = []
 
@@ -284,6 +362,7 @@ class StandinTD:
     def __init__(self) -> None:
         self.created: list[StandinOP] = []
         self.sent: list[tuple[str, str, list]] = []
+        self.saved_comps: list[tuple[str, str]] = []  # (component path, .tox path)
         self.project = Project()
         self._top = StandinOP(self, "baseCOMP", "", None)
         project1 = StandinOP(self, "containerCOMP", "project1", self._top)

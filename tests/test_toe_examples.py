@@ -3,8 +3,10 @@
 Each script must build the OSC control (Constant CHOP -> OSC Out CHOP on 127.0.0.1:9000, an OSC
 Out DAT and cue Text DATs), the status input on the reply port and the video round trip for each
 transport, with TouchDesigner's real operator and parameter names (the stand-in refuses others);
-every address it can send must be in the registry, with a value the engine accepts; each saves a
-``.toe``; and each names the ``vacelive run`` commands, with a preset that exists, that go with it.
+every address it can send must be in the registry, with a value the engine accepts; the faders
+follow the engine's answers after ``cue_connect`` loads the preset; each saves only its component
+as a ``.tox`` (never the user's open project); the NDI In TOP names NDI's full ``HOST (stream)``;
+and each names the ``vacelive run`` commands, with a preset that exists, that go with it.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import importlib
 import ipaddress
 import shlex
+import socket
 import sys
 from pathlib import Path
 
@@ -39,7 +42,7 @@ NUMERIC = (Kind.FLOAT, Kind.INT, Kind.BOOL, Kind.TRIGGER)
 def build(name: str, transport: str, tmp_path: Path):
     td = StandinTD()
     module = importlib.import_module(name)
-    built = module.main(td=td, transport=transport, save_path=str(tmp_path / f"{name}.toe"))
+    built = module.main(td=td, transport=transport, save_path=str(tmp_path / f"{name}.tox"))
     return module, td, built
 
 
@@ -72,7 +75,9 @@ def test_osc_out_chop_sends_registry_numbers(name, tmp_path):
     osc_out = comp.op("osc_out")
     assert osc_out.type == "oscoutCHOP"
     assert osc_out.par.values() == {"netaddress": "127.0.0.1", "port": 9000, "active": True,
-                                 "numericformat": "float", "sendevents": False}
+                                    "numericformat": "float", "sendevents": False, "cookalways": True}
+    # nothing downstream views the OSC Out CHOP, so only cookalways makes it cook (and send)
+    assert not any(osc_out in node.inputs for node in td.created)
     faders = comp.op("faders")
     assert faders.type == "constantCHOP" and osc_out.input() is faders
 
@@ -105,13 +110,21 @@ def test_every_cue_sends_valid_messages(name, tmp_path):
     assert {"cue_connect", "cue_cut"} <= set(cues) and len(cues) >= 4
     assert all(cues.values()), "a cue that sends nothing"
     assert all(path == dat.path for path, _, _ in td.sent)
-    assert ("/vacelive/osc_reply", [f"127.0.0.1:{vacelive_td.REPLY_PORT}"]) in cues["cue_connect"]
-    assert ("/vacelive/preset_load", [module.PRESET]) in cues["cue_connect"]
+    connect = cues["cue_connect"]
+    assert connect[:2] == [("/vacelive/osc_reply", [f"127.0.0.1:{vacelive_td.REPLY_PORT}"]),
+                           ("/vacelive/preset_load", [module.PRESET])]
+    fader_addresses = ["/" + vacelive_td.channel_name(param) for param, _ in module.FADERS]
+    assert connect[2:] == [(address, []) for address in fader_addresses]  # queries, after the preset
+    assert cues["cue_send_faders"] == [(address, [float(value)])
+                                       for address, (_, value) in zip(fader_addresses, module.FADERS)]
     sent_prompt = False
     for cue, messages in cues.items():
         for address, args in messages:
             param = REGISTRY.by_address(address)
             assert param is not None, f"{name} {cue}: {address} is no parameter"
+            if not args:  # a query: answered with the value, changes nothing
+                assert cue == "cue_connect" and address in fader_addresses
+                continue
             assert param.writable_live, f"{address} is read-only over OSC"
             assert len(args) == 1, f"{cue}: {address} {args}"
             try:
@@ -133,6 +146,31 @@ def test_status_input_listens_on_the_reply_port(name, tmp_path):
     status = comp_of(td, name).op("status_in")
     assert status.type == "oscinDAT"
     assert status.par.port.val == vacelive_td.REPLY_PORT and status.par.active.val is True
+    assert status.par.callbacks.val is comp_of(td, name).op("status_callbacks")
+
+
+@pytest.mark.parametrize("name", SCRIPTS)
+def test_faders_follow_the_engine_after_cue_connect(name, tmp_path):
+    """cue_connect loads the preset and queries every fader; the engine answers each query with
+    the value in force (the preset's, else the default) to the status port, and the callbacks set
+    the faders: TouchDesigner and the engine agree however the faders were set before."""
+    module, td, _ = build(name, "spout", tmp_path)
+    comp = comp_of(td, name)
+    faders, status = comp.op("faders"), comp.op("status_in")
+    count = faders.seq.const.numBlocks
+    for i in range(count):  # the VJ moved every fader before the engine ran: nothing was sent
+        setattr(faders.par, f"const{i}value", 0.0)
+    preset = load_preset(PRESETS / f"{module.PRESET}.toml").values
+    status.receive_osc("/vacelive/status/fps", [24.0])  # status figures leave the faders alone
+    status.receive_osc("/vacelive/prompt", ["a prompt"])
+    for address, args in run_cues(td, comp)["cue_connect"][2:]:
+        param = REGISTRY.by_address(address)
+        answer = preset.get(param.name, param.default)
+        status.receive_osc(address, [answer])  # bools arrive as OSC T/F: Python True/False
+    values = faders.par.values()
+    for i in range(count):
+        param = REGISTRY.by_address("/" + values[f"const{i}name"])
+        assert values[f"const{i}value"] == float(preset.get(param.name, param.default))
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
@@ -144,7 +182,9 @@ def test_video_round_trip(name, transport, tmp_path):
     if transport == "ndi":
         assert (send.type, receive.type) == ("ndioutTOP", "ndiinTOP")
         assert send.par.name.val == vacelive_td.TD_TO_ENGINE and send.par.active.val is True
-        assert receive.par.name.val == vacelive_td.ENGINE_TO_TD and receive.par.active.val is True
+        # NDI lists the engine's sender as "HOST (vacelive_out)", HOST this machine's name in capitals
+        host = socket.gethostname().split(".")[0].upper()
+        assert receive.par.name.val == f"{host} ({vacelive_td.ENGINE_TO_TD})" and receive.par.active.val is True
     else:
         assert (send.type, receive.type) == ("syphonspoutoutTOP", "syphonspoutinTOP")
         assert send.par.sendername.val == vacelive_td.TD_TO_ENGINE and send.par.active.val is True
@@ -181,11 +221,15 @@ def test_script_says_how_to_run_it_and_its_preset_exists(name):
 
 
 @pytest.mark.parametrize("name", SCRIPTS)
-def test_saves_a_toe_and_rebuilds_in_place(name, tmp_path):
+def test_saves_only_its_component_as_a_tox_and_rebuilds_in_place(name, tmp_path):
     module, td, built = build(name, "spout", tmp_path)
-    assert td.project.saved == [str(tmp_path / f"{name}.toe")] == [built["saved"]]
     first = comp_of(td, name)
-    module.main(td=td, transport="ndi", save_path=str(tmp_path / "again.toe"))
+    assert td.saved_comps == [(first.path, str(tmp_path / f"{name}.tox"))]
+    assert built["saved"] == str(tmp_path / f"{name}.tox")
+    assert td.project.saved == []  # the user's open project is never saved
+    with pytest.raises(ValueError, match=".tox"):
+        module.main(td=td, transport="spout", save_path=str(tmp_path / f"{name}.toe"))
+    module.main(td=td, transport="ndi", save_path=str(tmp_path / "again.tox"))
     assert first.destroyed and comp_of(td, name) is not first
     assert [c.name for c in td.op("/project1").children.values()] == [f"vacelive_{name}"]
     readme = comp_of(td, name).op("readme")
@@ -194,12 +238,17 @@ def test_saves_a_toe_and_rebuilds_in_place(name, tmp_path):
 
 def test_engine_on_another_machine(tmp_path):
     td = StandinTD()
-    importlib.import_module("depth_restyle").main(td=td, transport="ndi", save_path=str(tmp_path / "a.toe"),
-                                                  host="192.168.1.20")
+    example = importlib.import_module("depth_restyle")
+    with pytest.raises(ValueError, match="engine_name"):  # NDI names the source after the engine's machine
+        example.main(td=td, transport="ndi", save_path=str(tmp_path / "a.tox"), host="192.168.1.20")
+    example.main(td=td, transport="ndi", save_path=str(tmp_path / "a.tox"), host="192.168.1.20",
+                 engine_name="gpubox.studio.lan")
     comp = comp_of(td, "depth_restyle")
+    receive = comp.op("from_vacelive")
+    assert receive.par.name.val == "GPUBOX (vacelive_out)" and receive.par.extraips.val == "192.168.1.20"
     assert comp.op("osc_out").par.netaddress.val == "192.168.1.20"
     assert comp.op("oscout1").par.address.val == "192.168.1.20"
-    (address, (target,)), _ = run_cues(td, comp)["cue_connect"]
+    (address, (target,)), *_ = run_cues(td, comp)["cue_connect"]
     host, _, port = target.rpartition(":")
     assert address == "/vacelive/osc_reply" and port == str(vacelive_td.REPLY_PORT)
     assert ipaddress.ip_address(host).version == 4
@@ -224,7 +273,8 @@ def test_readme_lists_every_example_with_its_command():
 def test_default_save_path_is_next_to_the_scripts():
     td = StandinTD()
     importlib.import_module("pose_dancer").main(td=td, transport="ndi")
-    assert td.project.saved == [str(EXAMPLES / "pose_dancer.toe")]
+    assert td.saved_comps == [("/project1/vacelive_pose_dancer", str(EXAMPLES / "pose_dancer.tox"))]
+    assert td.project.saved == []
 
 
 def test_status_chop_variant():
@@ -268,6 +318,46 @@ def test_standin_refuses_unknown_types_and_parameters():
         out.par.numericformat = "float32"
     with pytest.raises(AttributeError, match="sendOSC"):
         out.sendOSC("/vacelive/seed", [1])
+
+
+def test_standin_checks_values_as_the_documentation_types_them():
+    td = StandinTD()
+    comp = td.op("/project1")
+    out = comp.create(td.oscoutCHOP, "osc_out")
+    with pytest.raises(StandinError, match="toggle"):
+        out.par.cookalways = "on"
+    with pytest.raises(StandinError, match="integer"):
+        out.par.port = "9000"
+    with pytest.raises(StandinError, match="string"):
+        out.par.netaddress = 127
+    receive = comp.create(td.ndiinTOP, "from_vacelive")
+    with pytest.raises(StandinError, match="HOST \\(stream\\)"):
+        receive.par.name = "vacelive_out"  # the bare stream name never connects
+    receive.par.name = "STUDIO (vacelive_out)"
+    status = comp.create(td.oscinDAT, "status_in")
+    with pytest.raises(StandinError, match="references an operator"):
+        status.par.callbacks = 3
+    constant = comp.create(td.constantCHOP, "faders")
+    with pytest.raises(StandinError, match="number"):
+        constant.par.const0value = "1.0"
+    with pytest.raises(StandinError, match=".tox"):
+        comp.save("project.toe")
+    with pytest.raises(AttributeError, match="save"):
+        out.save("x.tox")
+
+
+def test_standin_runs_an_osc_in_dats_callbacks():
+    td = StandinTD()
+    comp = td.op("/project1")
+    log = comp.create(td.textDAT, "log")
+    callbacks = comp.create(td.textDAT, "callbacks")
+    callbacks.text = ("def onReceiveOSC(dat, rowIndex, message, bytes, timeStamp, address, args, peer):\n"
+                      "    op('log').text += address + ' ' + repr(args) + '\\n'\n")
+    status = comp.create(td.oscinDAT, "status_in")
+    status.receive_osc("/a", [1.0])  # no callbacks DAT yet: nothing runs
+    status.par.callbacks = callbacks
+    status.receive_osc("/vacelive/seed", [7.0])
+    assert log.text == "/vacelive/seed [7.0]\n"
 
 
 def test_standin_refuses_bad_wires_and_sequences():

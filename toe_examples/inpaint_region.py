@@ -10,9 +10,11 @@ Run once inside TouchDesigner (Textport, Alt+T, or a Text DAT > Run Script)::
     import sys; sys.path.insert(0, r"C:/path/to/vacelive/toe_examples")
     import inpaint_region; inpaint_region.main()
 
-It builds ``/project1/vacelive_inpaint_region`` and saves ``toe_examples/inpaint_region.toe``.
+It builds ``/project1/vacelive_inpaint_region`` and saves only that component as ``toe_examples/inpaint_region.tox``
+(your open project is not saved; drag the ``.tox`` into any project).
 ``main(transport="ndi")`` picks the transport (default: Spout on Windows, Syphon on macOS);
-``main(transport="ndi", host="192.168.1.20")`` points the OSC at an engine on another machine.
+``main(transport="ndi", host="192.168.1.20", engine_name="GPUBOX")`` points the OSC and the NDI
+return at an engine on another machine (``engine_name``: what `hostname` prints there).
 
 Then start the engine with the matching command:
 
@@ -60,11 +62,13 @@ def build_control(comp, td):
     return control
 
 
-def main(td=None, transport=None, save_path=None, host=vacelive_td.OSC_HOST):
-    """Build the network and save the .toe; ``td`` defaults to TouchDesigner's own module,
-    ``host`` is the engine's address (127.0.0.1: the same machine)."""
+def main(td=None, transport=None, save_path=None, host=vacelive_td.OSC_HOST, engine_name=None):
+    """Build the network and save it as a .tox; ``td`` defaults to TouchDesigner's own module,
+    ``host`` is the engine's address (127.0.0.1: the same machine), ``engine_name`` its machine's
+    host name (NDI from another machine)."""
     if td is None:
         import td  # only importable inside TouchDesigner
     return vacelive_td.build_example(td, name=NAME, preset=PRESET, faders=FADERS, cues=CUES,
                                      transport=transport, save_path=save_path, host=host,
+                                     engine_name=engine_name,
                                      control=build_control)

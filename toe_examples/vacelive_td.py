@@ -1,24 +1,38 @@
 """Shared building code for the TouchDesigner examples (run inside TouchDesigner).
 
 Every example script (``depth_restyle.py``, ``pose_dancer.py``, ...) calls :func:`build_example`,
-which creates one Base COMP holding:
+which creates one Base COMP and saves only that component as a ``.tox`` next to the scripts
+(``COMP.save``; the open project is never saved), holding:
 
 - ``faders`` (Constant CHOP) -> ``osc_out`` (OSC Out CHOP): number parameters. The OSC Out CHOP
-  sends channel ``vacelive/context_scale`` as the address ``/vacelive/context_scale``, floats only;
-  the engine takes floats for ints, bools and choice indices.
+  sends channel ``vacelive/context_scale`` as the address ``/vacelive/context_scale``, as floats
+  (its ``numericformat``; int and double exist too, the engine takes floats for ints, bools and
+  choice indices). ``cookalways`` is on, since nothing downstream views the CHOP, and
+  ``sendevents`` is off: it sends a channel only when its value changes. So a fader set before
+  the engine ran was never sent: ``cue_connect`` loads the preset and asks the engine for every
+  fader's value, and ``status_callbacks`` (the OSC In DAT's callbacks) sets each fader from the
+  answer, so faders and engine agree; ``cue_send_faders`` sends every fader's value once instead,
+  when TouchDesigner's faders should win.
 - ``oscout1`` (OSC Out DAT) plus one Text DAT per cue (``cue_*``): strings (prompts, choices,
   media paths) and actions. Right-click a cue DAT > Run Script to send it. Replies to queries and
   ``/vacelive/error`` answers come back to the OSC Out DAT itself.
-- ``status_in`` (OSC In DAT, or OSC In CHOP): ``/vacelive/status/*`` on the ``--osc-reply`` port.
+- ``status_in`` (OSC In DAT, or OSC In CHOP): ``/vacelive/status/*`` and the answers to queries on
+  the ``--osc-reply`` port.
 - the video round trip: ``control`` (the frames TD sends) -> ``to_vacelive`` (Syphon Spout Out or
   NDI Out TOP) and ``from_vacelive`` (Syphon Spout In or NDI In TOP) -> ``vacelive_out`` (Null TOP).
+  The NDI In TOP's ``name`` is the full source name as NDI lists it, ``HOST (vacelive_out)``: NDI
+  names a source after its machine's host name in capitals (checked with NDI 6: host ``vm`` sends
+  ``VM (vacelive_out)``); the bare stream name never connects.
 
 Operator type and parameter names are TouchDesigner's own (docs.derivative.ca):
 constantCHOP ``const{i}name``/``const{i}value`` (a sequence: ``seq.const.numBlocks``);
-oscoutCHOP ``netaddress``, ``port``, ``active``; oscoutDAT ``address``, ``port``, ``active`` and
-``sendOSC(address, args)``; oscinDAT/oscinCHOP ``port``, ``active``; syphonspoutoutTOP
-``sendername``, ``active``; syphonspoutinTOP ``sendername``; ndioutTOP ``name``, ``active``,
-``fps``; ndiinTOP ``name``, ``active``.
+oscoutCHOP ``netaddress``, ``port``, ``active``, ``numericformat``, ``sendevents``,
+``cookalways``; oscoutDAT ``address``, ``port``, ``active`` and ``sendOSC(address, args)``;
+oscinDAT ``port``, ``active``, ``splitbundle``, ``splitmessage``, ``callbacks`` (whose DAT
+defines ``onReceiveOSC(dat, rowIndex, message, bytes, timeStamp, address, args, peer)``);
+oscinCHOP ``port``, ``active``, ``stripsegments``; syphonspoutoutTOP ``sendername``, ``active``;
+syphonspoutinTOP ``sendername``; ndioutTOP ``name``, ``active``, ``fps``; ndiinTOP ``name``,
+``active``, ``extraips``.
 
 The functions take the ``td`` module as an argument, so the tests run them against a recording
 stand-in outside TouchDesigner (``tests/td_standin.py``).
@@ -106,7 +120,8 @@ def build_osc_control(parent, td, faders, host: str = OSC_HOST, port: int = OSC_
     chop_out.par.port = port
     chop_out.par.active = True
     chop_out.par.numericformat = "float"  # the default; the engine also takes floats for ints and bools
-    chop_out.par.sendevents = False  # send a channel only when its value changes
+    chop_out.par.sendevents = False  # only changed values: a preset loaded in the engine is not overwritten
+    chop_out.par.cookalways = True  # nothing downstream views it: without this it may never cook
     _connect(constant, chop_out)
 
     dat_out = _place(parent.create(td.oscoutDAT, "oscout1"), 200, 0)
@@ -117,29 +132,70 @@ def build_osc_control(parent, td, faders, host: str = OSC_HOST, port: int = OSC_
 
 
 def cue_script(messages, sender: str = "oscout1") -> str:
-    """Python for a Text DAT that sends ``messages`` (``(address, args)`` pairs) via the OSC Out DAT."""
+    """Python for a Text DAT that sends ``messages`` (``(address, args)`` pairs) via the OSC Out DAT.
+
+    A message with no argument is a query: the engine answers it (to ``oscout1`` and to the status
+    port, where ``status_callbacks`` sets the fader of that address)."""
     lines = ["# Right-click > Run Script to send this cue to vacelive."]
     for address, args in messages:
         lines.append(f"op({sender!r}).sendOSC({address!r}, {list(args)!r})")
     return "\n".join(lines) + "\n"
 
 
+def send_faders_script(faders: str = "faders", sender: str = "oscout1") -> str:
+    """Python for a Text DAT that sends every fader's current value once (TouchDesigner's faders
+    win over the engine's values; the OSC Out CHOP alone sends only values that change)."""
+    return (
+        "# Right-click > Run Script: send every fader's value to vacelive once.\n"
+        f"faders = op({faders!r})\n"
+        "for i in range(faders.seq.const.numBlocks):\n"
+        "    name = getattr(faders.par, 'const%dname' % i).eval()\n"
+        "    value = getattr(faders.par, 'const%dvalue' % i).eval()\n"
+        f"    op({sender!r}).sendOSC('/' + name, [float(value)])\n"
+    )
+
+
+def fader_callbacks_script(faders: str = "faders") -> str:
+    """Python for the OSC In DAT's callbacks DAT: a ``/vacelive/<param> value`` arriving (the
+    engine's answer to a query) sets the fader whose channel is ``vacelive/<param>``."""
+    return (
+        "# status_in's callbacks: faders follow the engine's answers to cue_connect's queries.\n"
+        "def onReceiveOSC(dat, rowIndex, message, bytes, timeStamp, address, args, peer):\n"
+        "    if not args or not address.startswith('/vacelive/') or address.startswith('/vacelive/status/'):\n"
+        "        return\n"
+        "    value = args[0]\n"
+        "    if isinstance(value, str):\n"
+        "        return\n"
+        f"    faders = op({faders!r})\n"
+        "    for i in range(faders.seq.const.numBlocks):\n"
+        "        if getattr(faders.par, 'const%dname' % i).eval() == address[1:]:\n"
+        "            setattr(faders.par, 'const%dvalue' % i, float(value))\n"
+        "    return\n"
+    )
+
+
 def build_cues(parent, td, cues) -> dict:
-    """One Text DAT per cue: ``cues`` maps a cue name to a list of ``(address, args)`` messages."""
+    """One Text DAT per cue: ``cues`` maps a cue name to a list of ``(address, args)`` messages,
+    or to the script itself (a string)."""
     out = {}
     for index, (name, messages) in enumerate(cues.items()):
         dat = _place(parent.create(td.textDAT, f"cue_{name}"), 400, 200 - 120 * index)
-        dat.text = cue_script(messages)
+        dat.text = messages if isinstance(messages, str) else cue_script(messages)
         out[dat.name] = dat
     return out
 
 
 def build_status_in(parent, td, port: int = REPLY_PORT, kind: str = "dat"):
-    """Where ``/vacelive/status/*`` arrives: an OSC In DAT (all messages, strings included) or an
-    OSC In CHOP (numbers only, one channel per figure)."""
+    """Where ``/vacelive/status/*`` and the answers to queries arrive: an OSC In DAT (all messages,
+    strings included; its callbacks DAT ``status_callbacks`` makes the faders follow the answers)
+    or an OSC In CHOP (numbers only, one channel per figure; faders do not follow)."""
     if kind == "dat":
         status = parent.create(td.oscinDAT, "status_in")
+        status.par.splitbundle = True
         status.par.splitmessage = True
+        callbacks = _place(parent.create(td.textDAT, "status_callbacks"), 200, -320)
+        callbacks.text = fader_callbacks_script()
+        status.par.callbacks = callbacks
     elif kind == "chop":
         status = parent.create(td.oscinCHOP, "status_in")
         status.par.stripsegments = 2  # /vacelive/status/fps -> channel "fps"
@@ -150,8 +206,22 @@ def build_status_in(parent, td, port: int = REPLY_PORT, kind: str = "dat"):
     return _place(status, 200, -200)
 
 
-def build_video_io(parent, td, transport: str, control, fps: float = 24.0) -> dict:
-    """Send ``control`` (a TOP) to the engine and receive its output, over ``transport``."""
+def ndi_source_name(host_name: str, stream: str = ENGINE_TO_TD) -> str:
+    """The name NDI lists a source under: ``HOST (stream)``, the host name without its domain, in
+    capitals (NDI 6 lists host ``vm``'s stream ``x`` as ``VM (x)``)."""
+    if not host_name or host_name.startswith(("127.", "localhost")) or host_name.replace(".", "").isdigit():
+        raise ValueError(f"NDI names a source after its machine's host name, not {host_name!r}: "
+                         "give the engine machine's name (what `hostname` prints there)")
+    return f"{host_name.split('.')[0].upper()} ({stream})"
+
+
+def build_video_io(parent, td, transport: str, control, fps: float = 24.0,
+                   engine_name: str | None = None, engine_host: str = OSC_HOST) -> dict:
+    """Send ``control`` (a TOP) to the engine and receive its output, over ``transport``.
+
+    For NDI, ``engine_name`` is the engine machine's host name (default: this machine's, for an
+    engine on the same machine) and ``engine_host`` its address, searched directly when not local.
+    """
     if transport in ("spout", "syphon"):  # one operator pair serves both: Spout on Windows, Syphon on macOS
         send = parent.create(td.syphonspoutoutTOP, "to_vacelive")
         send.par.sendername = TD_TO_ENGINE
@@ -164,9 +234,9 @@ def build_video_io(parent, td, transport: str, control, fps: float = 24.0) -> di
         send.par.fps = fps
         send.par.active = True
         receive = parent.create(td.ndiinTOP, "from_vacelive")
-        # NDI lists sources as "HOST (name)": pick the engine's from this menu if the bare name
-        # does not connect.
-        receive.par.name = ENGINE_TO_TD
+        receive.par.name = ndi_source_name(engine_name or socket.gethostname())
+        if engine_host not in ("127.0.0.1", "localhost"):
+            receive.par.extraips = engine_host  # finds the engine without multicast discovery
         receive.par.active = True
     else:
         raise ValueError(f"transport must be one of {', '.join(TRANSPORTS)}, not {transport!r}")
@@ -202,26 +272,39 @@ def reply_host(engine_host: str) -> str:
         return "127.0.0.1"  # unknown: correct cue_connect's osc_reply by hand
 
 
-def connect_cue(preset: str, reply_port: int = REPLY_PORT, host: str = "127.0.0.1") -> list:
-    """Messages that point the engine's status at this TouchDesigner (``host``) and load the preset."""
+def connect_cue(preset: str, reply_port: int = REPLY_PORT, host: str = "127.0.0.1", faders=()) -> list:
+    """Messages that point the engine's status at this TouchDesigner (``host``), load the preset,
+    then ask for each fader's value (the answers set the faders: faders and engine agree)."""
     return [
         ("/vacelive/osc_reply", [f"{host}:{reply_port}"]),
         ("/vacelive/preset_load", [preset]),
+        *[("/" + channel_name(param), []) for param, _ in faders],
     ]
 
 
 def build_example(td, *, name: str, preset: str, faders, cues, transport: str | None = None,
                   control=None, parent_path: str = "/project1", save_path: str | None = None,
-                  status_kind: str = "dat", host: str = OSC_HOST) -> dict:
-    """Build an example as ``<parent_path>/vacelive_<name>`` and save the project as a ``.toe``.
+                  status_kind: str = "dat", host: str = OSC_HOST, engine_name: str | None = None) -> dict:
+    """Build an example as ``<parent_path>/vacelive_<name>`` and save that component as a ``.tox``.
 
-    ``control`` is ``None`` for a camera, or a function ``(comp, td) -> TOP`` that builds the
-    frames to send. ``host`` is the engine's address (another machine: start it with
-    ``--osc-host``). ``cues`` maps cue names to ``(address, args)`` lists; a ``connect`` cue (reply
-    target and preset) and a ``cut`` cue are added. Returns the created operators by name, plus
-    ``"comp"`` and ``"saved"`` (the ``.toe`` path).
+    Only the component is saved (``COMP.save``), never the open project: drag the ``.tox`` into
+    any project. ``control`` is ``None`` for a camera, or a function ``(comp, td) -> TOP`` that
+    builds the frames to send. ``host`` is the engine's address (another machine: start it with
+    ``--osc-host``); over NDI, ``engine_name`` is that machine's host name (needed when ``host`` is
+    not this machine). ``cues`` maps cue names to ``(address, args)`` lists; a ``connect`` cue
+    (reply target, preset, fader queries), a ``send_faders`` cue and a ``cut`` cue are added.
+    Returns the created operators by name, plus ``"comp"`` and ``"saved"`` (the ``.tox`` path).
     """
     transport = transport or default_transport()
+    local = host in ("127.0.0.1", "localhost")
+    if transport == "ndi" and not local and not engine_name:
+        raise ValueError(f"the engine at {host} sends NDI as 'HOST ({ENGINE_TO_TD})' after its machine's "
+                         "name: pass engine_name='...' (what `hostname` prints on that machine)")
+    if save_path is None:
+        save_path = os.path.join(os.path.dirname(os.path.abspath(__file__)), f"{name}.tox")
+    if not save_path.endswith(".tox"):
+        raise ValueError(f"save_path {save_path!r}: the example is saved as a component, give a .tox path")
+    faders = list(faders)
     root = td.op(parent_path)
     comp_name = f"vacelive_{name}"
     old = root.op(comp_name)
@@ -232,30 +315,33 @@ def build_example(td, *, name: str, preset: str, faders, cues, transport: str | 
     td_host = reply_host(host)
     built = {"comp": comp}
     built.update(build_osc_control(comp, td, faders, host=host))
-    all_cues = {"connect": connect_cue(preset, host=td_host)}
+    all_cues = {"connect": connect_cue(preset, host=td_host, faders=faders)}
     all_cues.update(cues)
+    all_cues["send_faders"] = send_faders_script()
     all_cues["cut"] = [("/vacelive/cut", [1])]
     built.update(build_cues(comp, td, all_cues))
     built["status_in"] = build_status_in(comp, td, kind=status_kind)
+    if status_kind == "dat":
+        built["status_callbacks"] = comp.op("status_callbacks")
     if control is None:
         built["camera"], source = build_camera(comp, td)
     else:
         source = control(comp, td)
     built["control"] = source
-    built.update(build_video_io(comp, td, transport, source))
+    built.update(build_video_io(comp, td, transport, source, engine_name=engine_name, engine_host=host))
 
     readme = _place(comp.create(td.textDAT, "readme"), -200, 200)
     readme.text = (f"vacelive example '{name}' ({transport}).\n"
                    f"Start the engine with:\n  {engine_command(preset, transport, td_host=td_host)}\n"
-                   "Run cue_connect once (right-click > Run Script), move the faders, run the other cues.\n"
+                   "Run cue_connect once (right-click > Run Script): it loads the preset and the faders take "
+                   "its values.\nMove the faders, run the other cues; cue_send_faders sends every fader once.\n"
                    f"Status arrives in status_in (UDP {REPLY_PORT}); replies to queries and errors in oscout1.\n")
     if transport == "ndi":
-        readme.text += (f"NDI lists the engine's output as 'HOST ({ENGINE_TO_TD})': if from_vacelive stays black, "
-                        "pick it from its Source Name menu.\n")
+        readme.text += (f"from_vacelive's Source Name is {built['from_vacelive'].par.name.val!r} "
+                        "(NDI lists sources as 'HOST (name)'); if it stays black, pick the engine's "
+                        "source from its menu.\n")
     built["readme"] = readme
 
-    if save_path is None:
-        save_path = os.path.join(os.path.dirname(os.path.abspath(__file__)), f"{name}.toe")
-    td.project.save(save_path)
+    comp.save(save_path)
     built["saved"] = save_path
     return built

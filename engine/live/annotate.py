@@ -4,6 +4,7 @@ placed smaller when outpainting."""
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -13,6 +14,7 @@ from vacelive.engine.frames import CHUNK_FRAMES, to_rgb
 from vacelive.engine.live.queues import AnnotatedFrame
 from vacelive.engine.live.stage import Stage
 from vacelive.engine.outpaint import Placement
+from vacelive.engine.params import ParamError
 from vacelive.engine.state import Snapshot
 
 if TYPE_CHECKING:
@@ -41,6 +43,9 @@ class AnnotatorStage(Stage):
         if item is None:
             return
         started = time.perf_counter()
+        if self._position == 0 and engine.quantizer.held:  # a chunk starts: what is due on the beat applies now
+            self._apply_on_beat(item.captured_at)
+            item = replace(item, epoch=engine.epoch)  # a cut made just now starts with this frame
         if item.epoch != self._epoch:  # hard cut: fresh chunk, fresh annotator state
             self._epoch = item.epoch
             if self._position:
@@ -79,6 +84,14 @@ class AnnotatorStage(Stage):
         if self._position == CHUNK_FRAMES:
             self._position = 0
             self._chunk_seq += 1
+
+    def _apply_on_beat(self, captured_at: float) -> None:
+        """Apply the held changes whose boundary this chunk's first frame will be shown on or after."""
+        for change in self.engine.quantizer.due(captured_at):
+            try:
+                self.engine.store.set(change.name, change.value)
+            except ParamError as exc:  # e.g. a preset deleted meanwhile: said, the show goes on
+                self.engine.report_error(f"on the beat: {exc}")
 
     def rebuild(self) -> None:
         """Build the annotator and mask source anew at the next chunk (their factories changed)."""
