@@ -195,6 +195,26 @@ def test_video_round_trip(name, transport, tmp_path):
     assert out.type == "nullTOP" and out.input() is receive
 
 
+def _preview(module) -> bool:
+    """Whether the example receives the control preview too."""
+    return getattr(module, "PREVIEW", False)
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_the_preview_comes_back_into_touchdesigner(transport, tmp_path):
+    module, td, built = build("depth_restyle", transport, tmp_path)
+    receive, out = built["from_vacelive_preview"], built["vacelive_preview"]
+    if transport == "ndi":
+        assert receive.par.name.val == vacelive_td.ndi_source_name(socket.gethostname(), vacelive_td.PREVIEW_TO_TD)
+    else:
+        assert receive.par.sendername.val == vacelive_td.PREVIEW_TO_TD
+    assert out.type == "nullTOP" and out.input() is receive
+    args = build_parser().parse_args(shlex.split(vacelive_td.engine_command("depth_restyle", transport,
+                                                                            preview=True))[1:])
+    assert args.preview_sink == [f"{transport}:{vacelive_td.PREVIEW_TO_TD}"]
+    assert "from_vacelive_preview" not in build("pose_dancer", transport, tmp_path)[2]
+
+
 @pytest.mark.parametrize("transport", TRANSPORTS)
 def test_engine_command_matches_the_network(transport):
     command = vacelive_td.engine_command("depth_restyle", transport)
@@ -216,7 +236,7 @@ def test_script_says_how_to_run_it_and_its_preset_exists(name):
     doc = module.__doc__
     assert f"import {name}; {name}.main()" in doc
     for transport in TRANSPORTS:
-        assert vacelive_td.engine_command(module.PRESET, transport) in doc
+        assert vacelive_td.engine_command(module.PRESET, transport, preview=_preview(module)) in doc
     assert (PRESETS / f"{module.PRESET}.toml").is_file()
 
 
@@ -233,7 +253,7 @@ def test_saves_only_its_component_as_a_tox_and_rebuilds_in_place(name, tmp_path)
     assert first.destroyed and comp_of(td, name) is not first
     assert [c.name for c in td.op("/project1").children.values()] == [f"vacelive_{name}"]
     readme = comp_of(td, name).op("readme")
-    assert vacelive_td.engine_command(module.PRESET, "ndi") in readme.text
+    assert vacelive_td.engine_command(module.PRESET, "ndi", preview=_preview(module)) in readme.text
 
 
 def test_engine_on_another_machine(tmp_path):
@@ -252,7 +272,9 @@ def test_engine_on_another_machine(tmp_path):
     host, _, port = target.rpartition(":")
     assert address == "/vacelive/osc_reply" and port == str(vacelive_td.REPLY_PORT)
     assert ipaddress.ip_address(host).version == 4
-    assert vacelive_td.engine_command("depth_restyle", "ndi", td_host=host) in comp.op("readme").text
+    assert vacelive_td.engine_command("depth_restyle", "ndi", td_host=host, preview=True) in comp.op("readme").text
+    preview = comp.op("from_vacelive_preview")
+    assert preview.par.name.val == "GPUBOX (vacelive_preview)" and comp.op("vacelive_preview").input() is preview
 
 
 def test_engine_command_for_another_machine():
@@ -267,7 +289,7 @@ def test_readme_lists_every_example_with_its_command():
     for name in SCRIPTS:
         module = importlib.import_module(name)
         assert f"`{name}.py`" in section
-        assert vacelive_td.engine_command(module.PRESET, "spout") in section
+        assert vacelive_td.engine_command(module.PRESET, "spout", preview=_preview(module)) in section
 
 
 def test_default_save_path_is_next_to_the_scripts():

@@ -1,7 +1,8 @@
 """TouchDesigner example: depth-driven restyle of a camera.
 
 The camera goes to vacelive, which turns it into a depth map (Depth Anything V2 Small) and
-generates a new scene with the same depth layout; the result comes back into ``vacelive_out``.
+generates a new scene with the same depth layout; the result comes back into ``vacelive_out``,
+and the depth map the model is given (the control preview) into ``vacelive_preview``.
 
 Run once inside TouchDesigner (Textport, Alt+T, or a Text DAT > Run Script)::
 
@@ -16,9 +17,9 @@ return at an engine on another machine (``engine_name``: what `hostname` prints 
 
 Then start the engine with the matching command:
 
-    Windows (Spout):  vacelive run --preset depth_restyle --source spout:vacelive_in --sink spout:vacelive_out --osc-reply 127.0.0.1:9002
-    macOS (Syphon):   vacelive run --preset depth_restyle --source syphon:vacelive_in --sink syphon:vacelive_out --osc-reply 127.0.0.1:9002
-    NDI (any host):   vacelive run --preset depth_restyle --source ndi:vacelive_in --sink ndi:vacelive_out --osc-reply 127.0.0.1:9002
+    Windows (Spout):  vacelive run --preset depth_restyle --source spout:vacelive_in --sink spout:vacelive_out --osc-reply 127.0.0.1:9002 --preview-sink spout:vacelive_preview
+    macOS (Syphon):   vacelive run --preset depth_restyle --source syphon:vacelive_in --sink syphon:vacelive_out --osc-reply 127.0.0.1:9002 --preview-sink syphon:vacelive_preview
+    NDI (any host):   vacelive run --preset depth_restyle --source ndi:vacelive_in --sink ndi:vacelive_out --osc-reply 127.0.0.1:9002 --preview-sink ndi:vacelive_preview
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ import vacelive_td
 
 NAME = "depth_restyle"
 PRESET = "depth_restyle"
+PREVIEW = True
+"""The depth map the model is given comes back too (``--preview-sink``), into ``vacelive_preview``."""
 FADERS = [
     ("context_scale", 1.1),
     ("seed", 7),
@@ -50,4 +53,4 @@ def main(td=None, transport=None, save_path=None, host=vacelive_td.OSC_HOST, eng
         import td  # only importable inside TouchDesigner
     return vacelive_td.build_example(td, name=NAME, preset=PRESET, faders=FADERS, cues=CUES,
                                      transport=transport, save_path=save_path, host=host,
-                                     engine_name=engine_name)
+                                     engine_name=engine_name, preview=PREVIEW)

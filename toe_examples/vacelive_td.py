@@ -56,6 +56,8 @@ TD_TO_ENGINE = "vacelive_in"
 """Sender name of the frames TouchDesigner sends to the engine (``--source spout:vacelive_in``)."""
 ENGINE_TO_TD = "vacelive_out"
 """Sender name of the frames the engine sends back (``--sink spout:vacelive_out``)."""
+PREVIEW_TO_TD = "vacelive_preview"
+"""Sender name of the control preview, what the model is given (``--preview-sink spout:vacelive_preview``)."""
 
 TRANSPORTS = ("spout", "syphon", "ndi")
 PREFIX = "vacelive/"
@@ -74,16 +76,19 @@ def default_transport(platform: str | None = None) -> str:
 
 
 def engine_command(preset: str, transport: str, reply_port: int = REPLY_PORT,
-                   td_host: str = "127.0.0.1") -> str:
+                   td_host: str = "127.0.0.1", preview: bool = False) -> str:
     """The ``vacelive run`` command that goes with an example on ``transport``.
 
     ``td_host`` is TouchDesigner's address as the engine sees it: another machine's address makes
     the engine listen on every interface, accept OSC only from it and send the status there.
+    ``preview`` adds the control preview sink the example receives.
     """
     if transport not in TRANSPORTS:
         raise ValueError(f"transport must be one of {', '.join(TRANSPORTS)}, not {transport!r}")
     command = (f"vacelive run --preset {preset} --source {transport}:{TD_TO_ENGINE} "
                f"--sink {transport}:{ENGINE_TO_TD} --osc-reply {td_host}:{reply_port}")
+    if preview:
+        command += f" --preview-sink {transport}:{PREVIEW_TO_TD}"
     if td_host != "127.0.0.1":
         command += f" --osc-host 0.0.0.0 --osc-allow {td_host}"
     return command
@@ -215,37 +220,54 @@ def ndi_source_name(host_name: str, stream: str = ENGINE_TO_TD) -> str:
     return f"{host_name.split('.')[0].upper()} ({stream})"
 
 
+def _receiver(parent, td, transport: str, op_name: str, stream: str, engine_name: str | None,
+              engine_host: str):
+    """A TOP receiving the engine's sender ``stream`` over ``transport``."""
+    if transport in ("spout", "syphon"):  # one operator serves both: Spout on Windows, Syphon on macOS
+        receive = parent.create(td.syphonspoutinTOP, op_name)
+        receive.par.sendername = stream
+    else:
+        receive = parent.create(td.ndiinTOP, op_name)
+        receive.par.name = ndi_source_name(engine_name or socket.gethostname(), stream)
+        if engine_host not in ("127.0.0.1", "localhost"):
+            receive.par.extraips = engine_host  # finds the engine without multicast discovery
+        receive.par.active = True
+    return receive
+
+
 def build_video_io(parent, td, transport: str, control, fps: float = 24.0,
-                   engine_name: str | None = None, engine_host: str = OSC_HOST) -> dict:
-    """Send ``control`` (a TOP) to the engine and receive its output, over ``transport``.
+                   engine_name: str | None = None, engine_host: str = OSC_HOST, preview: bool = False) -> dict:
+    """Send ``control`` (a TOP) to the engine and receive its output, over ``transport``; with
+    ``preview`` also the control preview (what the model is given) into ``vacelive_preview``.
 
     For NDI, ``engine_name`` is the engine machine's host name (default: this machine's, for an
     engine on the same machine) and ``engine_host`` its address, searched directly when not local.
     """
-    if transport in ("spout", "syphon"):  # one operator pair serves both: Spout on Windows, Syphon on macOS
+    if transport in ("spout", "syphon"):
         send = parent.create(td.syphonspoutoutTOP, "to_vacelive")
         send.par.sendername = TD_TO_ENGINE
         send.par.active = True
-        receive = parent.create(td.syphonspoutinTOP, "from_vacelive")
-        receive.par.sendername = ENGINE_TO_TD
     elif transport == "ndi":
         send = parent.create(td.ndioutTOP, "to_vacelive")
         send.par.name = TD_TO_ENGINE
         send.par.fps = fps
         send.par.active = True
-        receive = parent.create(td.ndiinTOP, "from_vacelive")
-        receive.par.name = ndi_source_name(engine_name or socket.gethostname())
-        if engine_host not in ("127.0.0.1", "localhost"):
-            receive.par.extraips = engine_host  # finds the engine without multicast discovery
-        receive.par.active = True
     else:
         raise ValueError(f"transport must be one of {', '.join(TRANSPORTS)}, not {transport!r}")
+    receive = _receiver(parent, td, transport, "from_vacelive", ENGINE_TO_TD, engine_name, engine_host)
     _place(send, 400, -400)
     _place(receive, 0, -600)
     _connect(control, send)
     out = _place(parent.create(td.nullTOP, "vacelive_out"), 200, -600)
     _connect(receive, out)
-    return {"to_vacelive": send, "from_vacelive": receive, "vacelive_out": out}
+    built = {"to_vacelive": send, "from_vacelive": receive, "vacelive_out": out}
+    if preview:
+        preview_in = _place(_receiver(parent, td, transport, "from_vacelive_preview", PREVIEW_TO_TD,
+                                      engine_name, engine_host), 0, -800)
+        preview_out = _place(parent.create(td.nullTOP, "vacelive_preview"), 200, -800)
+        _connect(preview_in, preview_out)
+        built.update(from_vacelive_preview=preview_in, vacelive_preview=preview_out)
+    return built
 
 
 def build_camera(parent, td):
@@ -284,7 +306,8 @@ def connect_cue(preset: str, reply_port: int = REPLY_PORT, host: str = "127.0.0.
 
 def build_example(td, *, name: str, preset: str, faders, cues, transport: str | None = None,
                   control=None, parent_path: str = "/project1", save_path: str | None = None,
-                  status_kind: str = "dat", host: str = OSC_HOST, engine_name: str | None = None) -> dict:
+                  status_kind: str = "dat", host: str = OSC_HOST, engine_name: str | None = None,
+                  preview: bool = False) -> dict:
     """Build an example as ``<parent_path>/vacelive_<name>`` and save that component as a ``.tox``.
 
     Only the component is saved (``COMP.save``), never the open project: drag the ``.tox`` into
@@ -328,11 +351,12 @@ def build_example(td, *, name: str, preset: str, faders, cues, transport: str | 
     else:
         source = control(comp, td)
     built["control"] = source
-    built.update(build_video_io(comp, td, transport, source, engine_name=engine_name, engine_host=host))
+    built.update(build_video_io(comp, td, transport, source, engine_name=engine_name, engine_host=host,
+                                preview=preview))
 
     readme = _place(comp.create(td.textDAT, "readme"), -200, 200)
     readme.text = (f"vacelive example '{name}' ({transport}).\n"
-                   f"Start the engine with:\n  {engine_command(preset, transport, td_host=td_host)}\n"
+                   f"Start the engine with:\n  {engine_command(preset, transport, td_host=td_host, preview=preview)}\n"
                    "Run cue_connect once (right-click > Run Script): it loads the preset and the faders take "
                    "its values.\nMove the faders, run the other cues; cue_send_faders sends every fader once.\n"
                    f"Status arrives in status_in (UDP {REPLY_PORT}); replies to queries and errors in oscout1.\n")
