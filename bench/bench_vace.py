@@ -65,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--vae", choices=["tae", "wan"], default="tae")
     ap.add_argument("--chunks", type=int, default=None, help="timed chunks per setting (default 10 cuda, 10 cpu)")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    ap.add_argument("--compile", action="store_true", help="torch.compile the base model's blocks (hooks attached)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
 
@@ -91,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
             if "_proj." in name:
                 p.normal_(0.0, 0.02)
     injector = attach_vace(model, branch.requires_grad_(False))
+    if args.compile:
+        model.compile_blocks()  # after the hooks, as the pipeline does
     prompt = torch.randn(1, cfg.text_len, cfg.text_dim, device=args.device)
     warmup = -(-cfg.local_attn_frames // cfg.frames_per_chunk)
     lh, lw = height // 8, width // 8

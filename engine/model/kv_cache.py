@@ -133,8 +133,12 @@ class TextKVCache:
         except RuntimeError:  # inference tensors carry no version counter
             return None
 
+    @torch.compiler.disable
     def get(self, owner: Any, prompt: Tensor, compute: Callable[[], T]) -> T:
-        """Return the value cached for ``owner`` under ``prompt``, computing it on a miss."""
+        """Return the value cached for ``owner`` under ``prompt``, computing it on a miss.
+
+        Kept out of ``torch.compile`` graphs: guarding on the cache's contents would recompile the
+        block at every new entry."""
         if prompt is not self._prompt or self._version_of(prompt) != self._version:
             self._entries = {}
             self._prompt, self._version = prompt, self._version_of(prompt)

@@ -74,7 +74,17 @@ class WanModel(nn.Module):
     def compile_blocks(self, **kwargs: Any) -> None:
         """``torch.compile`` every block in place (state-dict keys unchanged); kwargs go to
         ``torch.compile`` (e.g. ``mode="max-autotune-no-cudagraphs"``). The KV-cache update is a
-        graph break, so each block compiles into a pre- and a post-attention-cache graph."""
+        graph break, so each block compiles into a pre- and a post-attention-cache graph.
+
+        The blocks share one forward (one code object), and each block's graphs are guarded on
+        its own weights and layer index: dynamo's recompile limit (8 by default) is raised to hold
+        every block's entries, or the blocks past the limit would silently run eagerly."""
+        import torch._dynamo
+
+        entries = 4 * len(self.blocks)  # pre- and post-cache graphs, denoising and cache-writing passes
+        torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, entries)
+        torch._dynamo.config.accumulated_recompile_limit = max(
+            torch._dynamo.config.accumulated_recompile_limit, 4 * entries)
         for block in self.blocks:
             block.compile(**kwargs)
 
