@@ -24,6 +24,7 @@ from vacelive.engine.oscquery import OscQueryServer
 from vacelive.engine.params import (
     MODEL_DEFAULTS,
     REGISTRY,
+    Param,
     ParamError,
     lora_scale_params,
     parse_lora_entries,
@@ -34,6 +35,7 @@ from vacelive.engine.presets import PresetError, load_preset, preset_path, save_
 from vacelive.engine.reload import Reloader
 from vacelive.engine.runtime import reload_builders
 from vacelive.engine.sources import SourceWatcher
+from vacelive.engine.tempo import LinkTimeline, Quantizer
 from vacelive.engine.state import ParamStore
 
 log = logging.getLogger(__name__)
@@ -88,16 +90,36 @@ def build_store(preset: str | None = None, overrides: Mapping[str, Any] | None =
     return store
 
 
-def check_lora_paths(store: ParamStore) -> None:
-    """Every ``loras`` path must be a file inside the weights or the media folder (fail fast)."""
+def check_lora_paths(store: ParamStore, entries: list[str] | None = None) -> None:
+    """Every ``loras`` entry (default: the store's) must be NAME=PATH with PATH a file inside the
+    weights or the media folder; raises :class:`ParamError` naming each one that is not."""
     problems = []
-    for name, path in parse_lora_entries(store.get("loras")):
+    for name, path in parse_lora_entries(store.get("loras") if entries is None else entries):
         try:
             store.resolve_lora(path)
         except PathRefused as exc:
             problems.append(f"{name}: {exc}")
     if problems:
         raise ParamError("loras: " + "; ".join(problems))
+
+
+def follow_loras(store: ParamStore, control: OscControl) -> None:
+    """LoRAs loaded over OSC: a live ``loras`` value is checked at once (entries, confined paths)
+    and waits for ``/vacelive/reload``; when the reload puts it in force, each new LoRA's scale
+    becomes a parameter of the store (so of OSCQuery and presets) and an OSC address."""
+    store.register_live_check("loras", lambda entries: check_lora_paths(store, entries))
+
+    def add_scales(param: Param, value: Any) -> None:
+        if param.name != "loras":
+            return
+        added = [p for p in lora_scale_params(value) if p.name not in store.registry]
+        if added:
+            store.add_params(added)
+            for scale in added:
+                control.map_param(scale)
+            log.info("LoRA scales now addressable: %s", ", ".join(p.address for p in added))
+
+    store.subscribe(add_scales)
 
 
 def resolve_model_defaults(store: ParamStore) -> None:
@@ -125,7 +147,7 @@ def install_preset_actions(store: ParamStore) -> None:
             notes = store.update({k: v for k, v in preset.values.items() if k not in unloaded}, live=True)
         except PresetError as exc:
             raise ParamError(str(exc)) from None
-        notes += [f"{key} skipped: that LoRA is not loaded (loras apply at the next start)" for key in unloaded]
+        notes += [f"{key} skipped: that LoRA is not loaded (set it once /vacelive/reload has loaded it)" for key in unloaded]
         for note in notes:
             log.warning("preset %s: %s", name, note)
         log.info("preset %s loaded", name)
@@ -152,7 +174,13 @@ class LiveRun:
         self.engine = engine
         self.status = StatusSender(store, engine.metrics.summary)
         engine.on_error = self.status.send_error
-        self.control = OscControl(store, allow=store.get("osc_allow"), on_replies=self.status.copy_replies)
+        self.timeline = LinkTimeline(store.get("tempo")) if store.get("link") else None
+        engine.quantizer = Quantizer(self.timeline, latency=lambda: engine.metrics.latency_s())
+        engine.metrics.figure_sources.append(engine.quantizer.figures)
+        store.register_action("tempo", self._lead_tempo)
+        self.control = OscControl(store, allow=store.get("osc_allow"), on_replies=self.status.copy_replies,
+                                  quantizer=engine.quantizer)
+        follow_loras(store, self.control)
         self.osc = OscServer(self.control, store.get("osc_host"), store.get("osc_port"))
         http_port = store.get("http_port")
         self.oscquery = (
@@ -213,9 +241,16 @@ class LiveRun:
             for service in reversed(started):
                 service.stop()
             restore()
+            if self.timeline is not None:
+                self.timeline.close()
             if self.stuck:
                 log.error("threads still running at shutdown: %s", ", ".join(self.stuck))
         return self.engine.metrics
+
+    def _lead_tempo(self, bpm: float) -> None:
+        """``/vacelive/tempo``: set the Link session's tempo (nothing to lead without ``--link``)."""
+        if self.timeline is not None:
+            self.timeline.set_tempo(float(bpm))
 
     def _set_sources(self, specs: list[str]) -> None:
         self.engine.metrics.sources = specs

@@ -28,7 +28,8 @@ from vacelive.bridges.testpattern import read_stamp, write_stamp
 from vacelive.engine.chunk import Chunk
 from vacelive.engine.frames import CHUNK_FRAMES
 
-BENCH_SCRIPTS = ("bench_model.py", "bench_vae.py", "bench_vace.py", "bench_annotators.py", "bench_bridges.py")
+BENCH_SCRIPTS = ("bench_model.py", "bench_vae.py", "bench_vace.py", "bench_lora.py", "bench_annotators.py",
+                 "bench_bridges.py")
 
 
 class StampedSource(Source):

@@ -218,7 +218,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         run = LiveRun(store, engine, tui=tui)
         metrics = run.run()
-    except (BridgeError, OSError) as exc:  # a sink or a port that cannot open: nothing is left running
+    except (BridgeError, RuntimeError, OSError) as exc:  # a sink, a port or Link that cannot open: nothing runs
         log.error("cannot start: %s", exc)
         return 2
     summary = metrics.summary()

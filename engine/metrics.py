@@ -99,6 +99,11 @@ class Metrics:
             series = self.timings.setdefault(name, deque(maxlen=500))
         series.append(ms)
 
+    def latency_s(self) -> float:
+        """Median glass-to-glass latency in seconds (0 before the first frame)."""
+        latency = np.asarray(self.glass_to_glass_ms, dtype=np.float64)
+        return float(np.median(latency)) / 1000.0 if latency.size else 0.0
+
     def median_ms(self, name: str) -> float:
         """Median of the recorded durations of ``name`` (0 when none)."""
         series = self.timings.get(name)

@@ -32,6 +32,7 @@ from pythonosc.osc_server import BlockingOSCUDPServer
 from vacelive.engine.params import OSC_PREFIX, Kind, Param, ParamError
 from vacelive.engine.ratelimit import LogLimiter, RateLimitFilter
 from vacelive.engine.state import ParamStore
+from vacelive.engine.tempo import QuantizeError, Quantizer
 
 log = logging.getLogger(__name__)
 refusals = LogLimiter(log)
@@ -39,6 +40,9 @@ refusals = LogLimiter(log)
 
 PYTHONOSC_LOG_LIMIT = RateLimitFilter("/pythonosc/")
 """python-osc logs some bad packets on the root logger, one line each: those go through this."""
+
+QUANTISED = frozenset({"cut", "prompt", "preset_load"})
+"""What ``quantize`` holds for the beat when it arrives over OSC (and every LoRA scale)."""
 
 ERROR_ADDRESS = OSC_PREFIX + "error"
 STATUS_PREFIX = OSC_PREFIX + "status/"
@@ -134,16 +138,23 @@ class OscControl:
     """
 
     def __init__(self, store: ParamStore, *, allow: Iterable[str] = (),
-                 on_replies: Callable[[list[Reply], tuple[str, int]], None] | None = None) -> None:
+                 on_replies: Callable[[list[Reply], tuple[str, int]], None] | None = None,
+                 quantizer: Quantizer | None = None) -> None:
         self.store = store
+        self.quantizer = quantizer
         self.allow = frozenset(allow)
         self.received = 0
         self.refused = 0
         self.on_replies = on_replies
         self.dispatcher = _SafeDispatcher(self._count_malformed, self._copy_replies)
         for param in store.registry:
-            self.dispatcher.map(param.address, self._handle, param, needs_reply_address=True)
+            self.map_param(param)
         self.dispatcher.set_default_handler(self._unknown, needs_reply_address=True)
+
+    def map_param(self, param: Param) -> None:
+        """Answer ``param``'s address (every registry parameter is mapped at start; a parameter
+        added to the store later, such as a new LoRA's scale, is mapped with this)."""
+        self.dispatcher.map(param.address, self._handle, param, needs_reply_address=True)
 
     def handle_packet(self, data: bytes, client: tuple[str, int]) -> list[bytes]:
         """Apply one OSC packet that came over a stream (the OSCQuery WebSocket); return the replies.
@@ -186,11 +197,26 @@ class OscControl:
             log.exception("OSC %s failed", address)
             return _error_reply(address, f"internal error: {exc!r}")
 
+    def _on_the_beat(self, param: Param, value: Any) -> bool:
+        """Hold a quantisable change for its beat boundary when ``quantize`` is on; True if held."""
+        mode = self.store.get("quantize")
+        if mode == "off" or self.quantizer is None or not (param.name in QUANTISED or param.name.startswith("lora/")):
+            return False
+        coerced, _ = param.coerce(value)
+        if param.kind is Kind.TRIGGER and not coerced:
+            return True  # a released button: nothing to hold
+        try:
+            self.quantizer.hold(param.name, coerced, mode)
+        except QuantizeError as exc:
+            raise ParamError(str(exc)) from None
+        return True
+
     def _apply(self, param: Param, address: str, args: tuple[Any, ...]) -> Reply | None:
         if param.kind is Kind.TRIGGER:
             if len(args) > 1:
                 raise ParamError(f"{param.name}: expected at most one argument, got {len(args)}")
-            self.store.set(param.name, args[0] if args else None)  # fires unless false or 0
+            if not self._on_the_beat(param, args[0] if args else None):
+                self.store.set(param.name, args[0] if args else None)  # fires unless false or 0
             return None
         if not args:
             return (param.address, *osc_value(param, self.store.get(param.name)))
@@ -200,6 +226,8 @@ class OscControl:
             raise ParamError(f"{param.name}: expected one argument, got {len(args)}")
         else:
             value = args[0]
+        if self._on_the_beat(param, value):
+            return None
         applied, note = self.store.set(param.name, value)
         if note is not None:  # clamped or rounded: say what is in force
             return (param.address, *osc_value(param, applied))

@@ -109,10 +109,24 @@ def status_node(name: str, value: Any) -> dict[str, Any]:
     return node
 
 
+def place_node(contents: dict[str, Any], name: str, node: dict[str, Any]) -> None:
+    """Put a parameter's node into ``contents``; a nested name (``lora/NAME/scale``) goes into
+    containers, one per part before the last."""
+    *folders, leaf = name.split("/")
+    path = OSC_PREFIX.rstrip("/")
+    for folder in folders:
+        path += "/" + folder
+        contents = contents.setdefault(folder, {"FULL_PATH": path, "ACCESS": ACCESS_NONE, "DESCRIPTION": folder,
+                                                "CONTENTS": {}})["CONTENTS"]
+    contents[leaf] = node
+
+
 def build_tree(store: ParamStore, status: dict[str, Any]) -> dict[str, Any]:
     """The whole namespace with live values."""
     snapshot = store.snapshot()
-    contents = {p.name: param_node(p, snapshot[p.name]) for p in store.registry}
+    contents: dict[str, Any] = {}
+    for p in store.registry:
+        place_node(contents, p.name, param_node(p, snapshot[p.name]))
     contents["status"] = {"FULL_PATH": STATUS_PATH, "ACCESS": ACCESS_NONE, "DESCRIPTION": "engine status (read-only)",
                           "CONTENTS": {name: status_node(name, value) for name, value in status.items()}}
     root = OSC_PREFIX.strip("/")

@@ -269,6 +269,10 @@ class Registry:
         """A fresh dict of every parameter's default value."""
         return {p.name: _copy(p.default) for p in self}
 
+    def extended(self, params: Sequence[Param]) -> Registry:
+        """A new registry: these parameters after this one's (a duplicate name is an error)."""
+        return Registry([*self, *params])
+
     def groups(self) -> dict[str, list[Param]]:
         """Parameters by group, in declaration order."""
         out: dict[str, list[Param]] = {}
@@ -292,6 +296,50 @@ MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
     "14B": {"width": 832, "height": 480, "vae": "wan"},
 }
 """What ``width = 0``, ``height = 0`` and ``vae = auto`` become for each model."""
+
+LORA_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,47}$")
+LORA_SCALE_RANGE = (0.0, 2.0)
+
+
+def lora_scale_name(name: str) -> str:
+    """The parameter of a LoRA's live scale: ``lora/<name>/scale`` (OSC ``/vacelive/lora/<name>/scale``)."""
+    return f"lora/{name}/scale"
+
+
+def parse_lora_entries(entries: Sequence[str]) -> list[tuple[str, str]]:
+    """``loras`` entries ``NAME=PATH`` -> [(name, path)]; raises :class:`ParamError` naming every bad
+    entry (no ``=``, a name that is not a plain OSC-safe name, a name given twice, no path)."""
+    out: list[tuple[str, str]] = []
+    problems: list[str] = []
+    for entry in entries:
+        name, sep, path = entry.partition("=")
+        name, path = name.strip(), path.strip()
+        if not sep or not path:
+            problems.append(f"{entry!r} is not NAME=PATH")
+        elif not LORA_NAME.match(name):
+            problems.append(f"{name!r}: a LoRA name is a letter then letters, digits, '_' or '-' (at most 48)")
+        elif name in (n for n, _ in out):
+            problems.append(f"LoRA name {name!r} given twice")
+        else:
+            out.append((name, path))
+    if problems:
+        raise ParamError("loras: " + "; ".join(problems))
+    return out
+
+
+def lora_scale_params(entries: Sequence[str]) -> list[Param]:
+    """The live scale parameter of each LoRA named in ``loras`` entries."""
+    return [
+        Param(lora_scale_name(name), Kind.FLOAT, 1.0, f"Scale of the style LoRA {name!r} ({path}); 0 = off.",
+              group="lora", minimum=LORA_SCALE_RANGE[0], maximum=LORA_SCALE_RANGE[1])
+        for name, path in parse_lora_entries(entries)
+    ]
+
+
+def with_lora_scales(registry: Registry, entries: Sequence[str]) -> Registry:
+    """``registry`` plus the scale parameters of the LoRAs in ``entries`` that it lacks."""
+    return registry.extended([p for p in lora_scale_params(entries) if p.name not in registry])
+
 
 F, I, B, S, C, P, L, T = (
     Kind.FLOAT, Kind.INT, Kind.BOOL, Kind.STRING, Kind.CHOICE, Kind.PATH, Kind.STRING_LIST, Kind.TRIGGER,
@@ -394,6 +442,23 @@ REGISTRY = Registry([
     Param("oom_fallback", B, False, "On GPU out-of-memory, lower the denoising steps by one (never below 1).",
           applies=NOW, group="model"),
     Param("compile", B, False, "torch.compile the model.", applies=RELOAD, group="model"),
+    # --- style LoRAs ----------------------------------------------------------------------------
+    Param("loras", L, [], "Style LoRAs for the DiT (repeatable): NAME=PATH, PATH inside the weights folder or "
+          "the media folder; kohya/ComfyUI, PEFT and diffusers layouts. Each gets a live scale "
+          "/vacelive/lora/NAME/scale (0 .. 2, default 1, applies per chunk).", applies=RELOAD, group="lora"),
+    Param("lora_mode", C, "merged", "merged: folded into the weights (full speed; a scale change rebuilds them "
+          "at the next chunk boundary from a kept copy of the originals: faster than unmerged at 832x480, "
+          "costs a copy of the targeted weights in device memory); unmerged: each LoRA runs beside its layers "
+          "(W x + s B(A x)), no copy.", applies=RELOAD, group="lora",
+          choices=("merged", "unmerged")),
+    # --- tempo (Ableton Link) -------------------------------------------------------------------
+    Param("link", B, False, "Join the Ableton Link session on the network (needs the link extra): its tempo "
+          "and phase drive quantize.", applies=RESTART, group="tempo"),
+    Param("tempo", F, 120.0, "Tempo of the Link session (BPM): setting it leads the session; the session's "
+          "tempo is on /vacelive/status/tempo.", applies=NOW, group="tempo", minimum=20.0, maximum=999.0),
+    Param("quantize", C, "off", "Hold a cut, a prompt change, a preset load or a LoRA scale sent over OSC until "
+          "the chunk shown on the next beat, bar or 4 bars of the Link timeline.", applies=NOW, group="tempo",
+          choices=("off", "beat", "bar", "4bars")),
     # --- control ------------------------------------------------------------------------------
     Param("pause", B, False, "Freeze the output on the last frame; generation pauses.", applies=NOW,
           group="control", in_presets=False),

@@ -9,6 +9,9 @@ VACE (:mod:`engine.vace`) is attached to the DiT's blocks by hooks: each chunk's
 masks, reference images and keyframes steer it with ``context_scale``; a chunk without any of
 them (or with ``context_scale`` 0) runs the base model alone. ``VideoPipeline.mode`` names the
 inferred VACE mode of the last chunk (``t2v``, ``control``, ``r2v+control``, ...).
+
+Style LoRAs (:mod:`engine.model.lora`, the ``loras`` parameter) are attached the same way,
+before compiling; each chunk's snapshot gives their scales (``lora/NAME/scale``).
 """
 
 from __future__ import annotations
@@ -23,6 +26,9 @@ from torch import Tensor
 
 from vacelive.engine.chunk import Chunk
 from vacelive.engine.model import CONFIGS, CausalGenerator, WanModel, load_model
+from vacelive.engine.model.kv_cache import TextKVCache
+from vacelive.engine.model.lora import StyleLoras, load_lora
+from vacelive.engine.params import lora_scale_name, parse_lora_entries
 from vacelive.engine.state import ParamStore
 from vacelive.engine.text import PromptCache, PromptConditioner, make_text_encoder
 from vacelive.engine.vace import VaceBranch, VaceController, attach_vace, default_vace_layers, graft_vace
@@ -74,7 +80,8 @@ class VideoPipeline:
     """
 
     def __init__(self, causal: CausalGenerator, vae: VideoAutoencoder, prompts: PromptConditioner,
-                 *, name: str, vace: VaceController | None = None, recache_by_default: bool = False) -> None:
+                 *, name: str, vace: VaceController | None = None, recache_by_default: bool = False,
+                 loras: StyleLoras | None = None) -> None:
         self.name = name
         self.recache_by_default = recache_by_default
         """What ``prompt_recache = auto`` means for these weights (on for LongLive's)."""
@@ -82,6 +89,7 @@ class VideoPipeline:
         self.vae = vae
         self.prompts = prompts
         self.vace = vace
+        self.loras = loras
         self.decode_cache = vae.new_cache()
         self._vae_dtype = next(vae.parameters()).dtype  # type: ignore[attr-defined]
         self._cuda = causal.device.type == "cuda"
@@ -109,6 +117,10 @@ class VideoPipeline:
         """The output frames (N, H, W, 3) uint8 for ``chunk``."""
         snapshot = chunk.snapshot
         clock = _StepClock(self._cuda)
+        if self.loras is not None and self.loras.set_scales(
+                {name: snapshot.get(lora_scale_name(name), scale) for name, scale in self.loras.scales.items()}):
+            self.causal.text_cache = TextKVCache()  # cached text K/V came from the old scales
+            clock.lap("lora")
         text = self.prompts.embed(snapshot["prompt"], snapshot["prompt_transition"], snapshot["prompt_blend"])
         clock.lap("text")
         recache = snapshot["prompt_recache"]
@@ -199,6 +211,7 @@ def build_generator(store: ParamStore, manifest, device: str) -> VideoPipeline:
     dtype = resolve_dtype(store.get("dtype"), device)
     model = build_model(store, manifest, device, dtype)
     injector = attach_vace(model, build_vace_branch(model, manifest))  # hooks go on before compiling
+    loras = build_loras(store, model)
     if store.get("compile"):
         model = torch.compile(model)  # type: ignore[assignment]
     width, height = store.get("width"), store.get("height")
@@ -207,7 +220,22 @@ def build_generator(store: ParamStore, manifest, device: str) -> VideoPipeline:
     prompts = build_prompts(store, manifest, device, dtype)
     vace = VaceController(injector, vae, store.resolve_media, width, height)
     name = TINY_LABEL if store.get("model") == "tiny" and manifest is None else f"Wan2.1-{store.get('model')}"
-    return VideoPipeline(causal, vae, prompts, name=name, vace=vace, recache_by_default=is_longlive(manifest))
+    return VideoPipeline(causal, vae, prompts, name=name, vace=vace, recache_by_default=is_longlive(manifest),
+                         loras=loras)
+
+
+def build_loras(store: ParamStore, model: WanModel) -> StyleLoras | None:
+    """The style LoRAs the store lists, read strictly and attached in ``lora_mode``; None without any."""
+    entries = parse_lora_entries(store.get("loras"))
+    if not entries:
+        return None
+    loras = []
+    for name, path in entries:
+        lora = load_lora(store.resolve_lora(path), model, name)
+        log.info("LoRA %s: %s layout, %d layers, from %s", name, lora.format, len(lora.layers), path)
+        loras.append(lora)
+    scales = {name: store.get(lora_scale_name(name)) for name, _ in entries if lora_scale_name(name) in store.registry}
+    return StyleLoras(model, loras, merged=store.get("lora_mode") == "merged", scales=scales)
 
 
 def is_longlive(manifest) -> bool:

@@ -10,7 +10,8 @@ A preset file looks like::
     context_scale = 1.2
 
 Only parameters with ``in_presets`` may appear under ``[params]``; any other key, or a bad
-value, is an error that names the file, the key and the reason.
+value, is an error that names the file, the key and the reason. A preset that lists ``loras``
+may set their scales (``"lora/NAME/scale" = 0.8``).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from typing import Any
 
 import tomli_w
 
-from vacelive.engine.params import REGISTRY, ParamError, Registry
+from vacelive.engine.params import REGISTRY, ParamError, Registry, parse_lora_entries, with_lora_scales
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -80,6 +81,8 @@ def validate(values: Mapping[str, Any], source: str, registry: Registry = REGIST
             continue
         try:
             out[key] = param.check(value)
+            if key == "loras":
+                parse_lora_entries(out[key])
         except ParamError as exc:
             problems.append(str(exc))
     if problems:
@@ -108,7 +111,18 @@ def load_preset(path: Path, registry: Registry = REGISTRY) -> Preset:
     description = meta.get("description", "")
     if not isinstance(description, str):
         raise PresetError(f"{path}: [preset] description must be a string")
-    return Preset(path.stem, description, validate(params, str(path), registry))
+    return Preset(path.stem, description, validate(params, str(path), registry_with_loras(params, registry)))
+
+
+def registry_with_loras(values: Mapping[str, Any], registry: Registry = REGISTRY) -> Registry:
+    """``registry`` plus the scale parameters of the LoRAs ``values`` lists under ``loras``, so
+    a preset that lists LoRAs may set their scales (a bad ``loras`` is left to :func:`validate`)."""
+    if "loras" not in values or "loras" not in registry:
+        return registry
+    try:
+        return with_lora_scales(registry, registry["loras"].check(values["loras"]))
+    except ParamError:
+        return registry
 
 
 def save_preset(path: Path, values: Mapping[str, Any], description: str = "",

@@ -36,7 +36,8 @@ from vacelive.engine.state import ParamStore
 
 log = logging.getLogger(__name__)
 
-GENERATOR_PARAMS = frozenset({"model", "weights_dir", "device", "dtype", "vae", "compile", "width", "height"})
+GENERATOR_PARAMS = frozenset({"model", "weights_dir", "device", "dtype", "vae", "compile", "width", "height",
+                              "loras", "lora_mode"})
 ANNOTATOR_PARAMS = frozenset({"weights_dir", "device"})
 
 

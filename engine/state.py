@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -16,6 +16,10 @@ log = logging.getLogger(__name__)
 
 Listener = Callable[[Param, Any], None]
 Action = Callable[[Any], None]
+
+
+def _copy_value(value: Any) -> Any:
+    return list(value) if isinstance(value, list) else value
 
 
 class Snapshot(Mapping[str, Any]):
@@ -54,6 +58,7 @@ class ParamStore:
         self._lock = threading.Lock()
         self._listeners: list[Listener] = []
         self._actions: dict[str, Action] = {}
+        self._live_checks: dict[str, Action] = {}
         self._pending: dict[str, Any] = {}
 
     @property
@@ -64,6 +69,30 @@ class ParamStore:
     def resolve_media(self, value: str) -> Path:
         """Resolve a PATH value below the media folder (raises :class:`PathRefused`)."""
         return confined_path(value, self.media_dir)
+
+    def resolve_lora(self, value: str) -> Path:
+        """Resolve a LoRA file path inside the weights folder (when one is set), else the media
+        folder; raises :class:`PathRefused` saying where it looked."""
+        weights_dir = self.get("weights_dir")
+        folders = [Path(weights_dir)] if weights_dir else []
+        folders.append(self.media_dir)
+        refusals = []
+        for folder in folders:
+            try:
+                return confined_path(value, folder)
+            except PathRefused as exc:
+                refusals.append(str(exc))
+        raise PathRefused("; ".join(dict.fromkeys(refusals)))
+
+    def add_params(self, params: Sequence[Param]) -> None:
+        """Extend this store's registry with ``params`` at their defaults (the LoRA scales, once the
+        LoRAs are known). Call before the OSC and OSCQuery servers are built: they map
+        ``registry`` when they are made. A name already present is an error."""
+        with self._lock:
+            self.registry = self.registry.extended(params)
+            for param in params:
+                self._values[param.name] = _copy_value(param.default)
+            self._version += 1
 
     def subscribe(self, listener: Listener) -> None:
         """Call ``listener(param, value)`` after every change."""
@@ -76,6 +105,12 @@ class ParamStore:
         used for preset load/save, whose failure the sender must hear about.
         """
         self._actions[name] = action
+
+    def register_live_check(self, name: str, check: Action) -> None:
+        """Run ``check(value)`` on every live value of ``name`` (a pending RELOAD one too) before it
+        is taken; it raises :class:`ParamError` to refuse it. Checks that need other values in
+        place (the folders a path lives in) belong here, not in the start-up order."""
+        self._live_checks[name] = check
 
     @property
     def pending(self) -> dict[str, Any]:
@@ -120,6 +155,8 @@ class ParamStore:
             raise ParamError(f"{name} applies at restart; set it on the command line or in a preset")
         coerced, note = param.coerce(value)
         self._check_path(param, coerced)
+        if live and name in self._live_checks:
+            self._live_checks[name](coerced)
         if live and param.applies is Applies.RELOAD:
             with self._lock:
                 self._pending[name] = coerced
@@ -168,6 +205,8 @@ class ParamStore:
             if note:
                 notes.append(note)
             self._check_path(param, coerced)
+            if live and name in self._live_checks:
+                self._live_checks[name](coerced)
             if live and param.applies is Applies.RESTART:
                 if coerced != self.get(name):
                     notes.append(f"{name} = {coerced!r} takes effect at the next start")

@@ -17,23 +17,30 @@ from .loading import (
     save_weights,
     to_diffusers,
 )
+from .lora import LORA_FORMATS, StyleLora, StyleLoras, detect_format, load_lora, parse_lora
 from .model import WanModel
 
 __all__ = [
     "BlockContext",
     "CONFIGS",
     "CausalGenerator",
+    "LORA_FORMATS",
     "RingKVCache",
+    "StyleLora",
+    "StyleLoras",
     "TextKVCache",
     "WanBlock",
     "WanConfig",
     "WanModel",
     "WeightsMismatchError",
     "block_causal_mask",
+    "detect_format",
     "from_diffusers",
     "load_into",
+    "load_lora",
     "load_model",
     "merge_lora",
+    "parse_lora",
     "read_state_dict",
     "save_weights",
     "to_diffusers",
