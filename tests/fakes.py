@@ -90,3 +90,20 @@ class ScriptedGenerator:
     def reset(self) -> None:
         with self.lock:
             self.resets += 1
+
+
+def assert_clock_kept(times: list[float], fps: float, *, max_gap_periods: float = 5.0, share: float = 0.8) -> None:
+    """The publisher kept its clock over the whole run: from the first to the last frame written,
+    at least ``share`` of the frames the clock owed were written, and no two were further apart
+    than ``max_gap_periods`` frame periods (a skipped repeat shows as one long gap, which a median
+    or a percentile does not see). The default of 5 periods leaves room for a loaded CI machine's
+    scheduling; the tests using it make a skipped repeat a gap of 18 periods or more."""
+    period = 1.0 / fps
+    assert len(times) >= 2, f"only {len(times)} frames written"
+    span = times[-1] - times[0]
+    owed = span / period + 1
+    assert len(times) >= share * owed, f"{len(times)} frames written in {span:.2f} s at {fps} fps (owed {owed:.0f})"
+    gaps = np.diff(times)
+    worst = int(np.argmax(gaps))
+    assert gaps[worst] < max_gap_periods * period, (
+        f"a gap of {gaps[worst] * 1000:.0f} ms after frame {worst} (period {period * 1000:.0f} ms)")

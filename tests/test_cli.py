@@ -26,9 +26,18 @@ def test_every_settable_param_has_a_flag():
 
 
 def test_params_json_covers_the_registry():
-    data = params_json()
+    data = json.loads(json.dumps(params_json()))  # survives JSON as it is
     assert [d["name"] for d in data] == [p.name for p in REGISTRY]
-    assert json.dumps(data)
+    for entry, param in zip(data, REGISTRY):
+        assert entry["address"] == param.address and entry["flag"] == param.cli_flag, param.name
+        assert entry["type"] == param.kind.value and entry["applies"] == param.applies.value, param.name
+        assert (entry["min"], entry["max"]) == (param.minimum, param.maximum), param.name
+        assert entry["choices"] == list(param.choices) and entry["unit"] == param.unit, param.name
+        assert entry["description"] == param.description, param.name
+        if param.kind.value != "trigger":
+            assert entry["default"] == (list(param.default) if isinstance(param.default, tuple) else param.default)
+    scale = data[[d["name"] for d in data].index("context_scale")]
+    assert (scale["type"], scale["default"], scale["min"], scale["max"]) == ("float", 1.0, 0.0, 2.0)
 
 
 def test_readme_reference_is_up_to_date():

@@ -4,14 +4,13 @@ import subprocess
 import sys
 import time
 
-import numpy as np
 import pytest
 import torch
 
 from vacelive.bridges.base import BridgeError, BridgeState
 from vacelive.engine.loop import Engine
 from vacelive.engine.state import ParamStore
-from tests.fakes import CountingSource, RecordingSink, ScriptedGenerator
+from tests.fakes import CountingSource, RecordingSink, ScriptedGenerator, assert_clock_kept
 
 
 def make_store(fps=50.0):
@@ -58,9 +57,10 @@ def test_lost_source_keeps_the_clock_and_recovers():
     chunks_after = len(generator.chunks)
     assert engine.stop() == []
     assert "lost" in states and states[-1] == "live"
-    times = np.array(sink.times)
-    outage = times[(times > times[0] + 0.6) & (times < times[0] + 1.3)]
-    assert len(outage) >= 25  # frames kept flowing at ~50 fps while the source was gone
+    # frames kept flowing at 50 fps over the whole run, the second without a source included:
+    # the total owed and no gap (a pause while the source was gone would be one long gap)
+    assert_clock_kept(sink.times, 50.0)
+    assert sink.times[-1] - sink.times[0] > 1.5  # the run spanned the outage (0.5 s to 1.5 s)
     assert chunks_after >= 3  # and generation resumed when it came back
 
 
@@ -125,8 +125,7 @@ def test_stalled_generator_does_not_stall_the_publisher():
     engine.start()
     time.sleep(2.0)
     assert engine.stop() == []
-    intervals = np.diff(sink.times)
-    assert np.percentile(intervals, 95) < 0.03
+    assert_clock_kept(sink.times, 50.0)  # no gap while chunk 1 took 1.2 s
     assert engine.metrics.stalls >= 30  # ~1 s of repeated frames while it was stuck
 
 

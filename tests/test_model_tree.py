@@ -1,5 +1,7 @@
 """The module tree: official Wan2.1 parameter names and shapes, built on the meta device."""
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -77,7 +79,12 @@ def test_tiny_config_is_the_agreed_one():
 
 def test_config_is_frozen_and_validated():
     c = CONFIGS["1.3B"]
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         c.dim = 3  # type: ignore[misc]
-    with pytest.raises(ValueError):
+    assert c.dim == 1536
+    with pytest.raises(ValueError, match="dim 100 is not divisible by num_heads 3"):
         type(c)(dim=100, ffn_dim=10, num_heads=3, num_layers=1)
+    with pytest.raises(ValueError, match="head_dim 5 must be even"):
+        type(c)(dim=10, ffn_dim=10, num_heads=2, num_layers=1)
+    with pytest.raises(ValueError, match="local_attn_frames 4 must hold the sinks"):
+        dataclasses.replace(CONFIGS["tiny"], local_attn_frames=4)

@@ -23,7 +23,16 @@ def served():
 
 
 def test_binds_to_loopback_by_default():
-    assert ParamStore().get("osc_host") == "127.0.0.1"
+    store = ParamStore()
+    server = OscServer(OscControl(store), store.get("osc_host"), 0)  # as the app builds it
+    server.start()
+    peer = Peer(("127.0.0.1", server.address[1]))
+    try:
+        assert server.address[0] == "127.0.0.1"  # the bound socket's address, not a setting
+        assert peer.ask("/vacelive/seed") == [42]
+    finally:
+        peer.close()
+        server.stop()
 
 
 def test_set_and_query(served):
@@ -102,10 +111,13 @@ def test_allow_list_refuses_other_senders():
     peer = Peer(server.address)
     try:
         peer.send("/vacelive/seed", 3)
-        with pytest.raises(socket.timeout):
-            peer.receive(timeout=0.3)
+        peer.send("/vacelive/seed")  # a query: an allowed sender would get [3] or [42] back
+        assert wait_for(lambda: control.refused >= 2)  # both handled, and refused
         assert store.get("seed") == 42
-        assert wait_for(lambda: control.refused >= 1)
+        with pytest.raises(socket.timeout):
+            peer.receive(timeout=0.3)  # no answer either
+        control.allow = frozenset({"10.9.9.9", "127.0.0.1"})  # the same server, the sender now allowed:
+        assert peer.ask("/vacelive/seed") == [42]  # it answers, so the silence above was the refusal
     finally:
         peer.close()
         server.stop()
@@ -202,3 +214,79 @@ def test_packets_from_a_stream_obey_the_allow_list_and_return_replies():
     assert reply == message("/vacelive/seed", 9)
     assert control.handle_packet(message("/vacelive/seed", 3), ("10.1.1.1", 1)) == []
     assert store.get("seed") == 9 and control.refused == 1
+
+
+def _listener():
+    listener = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.settimeout(2.0)
+    return listener
+
+
+def _messages(listener, address, n=1):
+    """The next ``n`` messages at ``address`` (others skipped)."""
+    from pythonosc.osc_message import OscMessage
+
+    got = []
+    while len(got) < n:
+        data, _ = listener.recvfrom(65536)
+        msg = OscMessage(data)
+        if msg.address == address:
+            got.append(msg.params)
+    return got
+
+
+def test_engine_errors_reach_the_reply_target_truncated():
+    from vacelive.engine.loop import Engine
+    from vacelive.engine.osc import MAX_ERROR_TEXT
+    from tests.fakes import CountingSource, RecordingSink, ScriptedGenerator
+
+    listener = _listener()
+    store = ParamStore()
+    store.set("width", 64, live=False)
+    store.set("height", 64, live=False)
+    store.set("fps", 100.0)
+    store.set("osc_reply", f"127.0.0.1:{listener.getsockname()[1]}")
+    sender = StatusSender(store, dict, period_s=60.0)  # status figures off the way: errors only
+    engine = Engine(store, ScriptedGenerator(64, 64, fail_on={0}), CountingSource(32, 16, 400.0), [RecordingSink()],
+                    make_annotator=lambda n: None, make_mask_source=lambda n: None, on_error=sender.send_error)
+    try:
+        engine.start()
+        [(kind, text)] = _messages(listener, "/vacelive/error")
+        assert kind == "engine" and "scripted failure on chunk 0" in text and text.startswith("generator:")
+        sender.send_error("e" * (MAX_ERROR_TEXT * 3))
+        [(kind, text)] = _messages(listener, "/vacelive/error")
+        assert (kind, text) == ("engine", "e" * MAX_ERROR_TEXT)
+    finally:
+        assert engine.stop() == []
+        listener.close()
+
+
+def test_an_internal_error_is_answered_and_the_server_goes_on(served):
+    store, _, peer = served
+
+    def broken(_value):
+        raise ZeroDivisionError("division by zero in a preset action")
+
+    store.register_action("cut", broken)
+    peer.send("/vacelive/cut")
+    address, args = peer.receive()
+    assert address == "/vacelive/error"
+    assert args == ["/vacelive/cut", "internal error: ZeroDivisionError('division by zero in a preset action')"]
+    peer.send("/vacelive/seed", 5)
+    assert peer.ask("/vacelive/seed") == [5]
+
+
+def test_refusals_of_huge_addresses_and_reasons_are_truncated(served):
+    from vacelive.engine.osc import MAX_ERROR_TEXT
+
+    _, _, peer = served
+    long_address = "/vacelive/" + "x" * 3000
+    peer.send(long_address, 1)
+    address, (where, reason) = peer.receive()
+    assert address == "/vacelive/error"
+    assert where == long_address[:MAX_ERROR_TEXT] and len(reason) <= MAX_ERROR_TEXT
+    peer.send("/vacelive/prompt", "p" * 5000)  # refused: too long; the reason quotes no 5000 characters
+    address, (where, reason) = peer.receive()
+    assert (address, where) == ("/vacelive/error", "/vacelive/prompt")
+    assert "limit is 2000" in reason and len(reason) <= MAX_ERROR_TEXT

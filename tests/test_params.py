@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from vacelive.engine.params import REGISTRY, Applies, Kind, ParamError
+from vacelive.engine.params import MAX_STRING_LENGTH, REGISTRY, Applies, Kind, ParamError
 from vacelive.engine.state import ParamStore
 
 REQUIRED = [
@@ -30,8 +30,18 @@ def test_registry_declares_what_the_engine_needs():
 def test_every_param_is_documented_and_its_default_valid():
     for p in REGISTRY:
         assert p.description.strip(), p.name
-        if p.kind is not Kind.TRIGGER:
-            assert p.coerce(p.default) == (p.default, None), p.name
+        default = p.default
+        if p.kind in (Kind.FLOAT, Kind.INT):  # against the declaration, not Param.coerce
+            assert type(default) is (float if p.kind is Kind.FLOAT else int), p.name
+            assert (p.minimum is None or default >= p.minimum) and (p.maximum is None or default <= p.maximum), p.name
+        elif p.kind is Kind.CHOICE:
+            assert default in p.choices, p.name
+        elif p.kind is Kind.BOOL:
+            assert isinstance(default, bool), p.name
+        elif p.kind is Kind.STRING_LIST:
+            assert all(isinstance(item, str) for item in default), p.name
+        elif p.kind is not Kind.TRIGGER:
+            assert isinstance(default, str) and len(default) <= MAX_STRING_LENGTH, p.name
 
 
 def test_numbers_clamp_with_a_note_and_floats_feed_ints_and_bools():

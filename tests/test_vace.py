@@ -117,6 +117,23 @@ def test_hints_change_the_output_and_the_residual_is_linear_in_scale():
     torch.testing.assert_close(r[2], 4 * r[0], atol=1e-5, rtol=1e-4)
 
 
+def test_injection_errors_name_the_problem_and_leave_the_model_usable():
+    model = _model()
+    x = torch.randn(1, 16, 3, H // 8, W // 8, generator=torch.Generator().manual_seed(0))
+    base = model(x, 500.0, _prompt())
+    injector = attach_vace(model, _branch(model))
+    short = VaceConditioning(torch.zeros(1, 96, 2, H // 8, W // 8), 1.0, None)  # 2 latent frames for 3
+    with pytest.raises(ValueError, match=r"vace_context tokens \(1, 16, 64\) do not match the chunk's \(1, 24, 64\)"):
+        model(x, 500.0, _prompt(), extras={EXTRAS_KEY: short})
+    with pytest.raises(ValueError, match=r"reference images need the streaming \(KV-cached\) forward"):
+        model(x, 500.0, _prompt(), extras={EXTRAS_KEY: _cond(refs=1)})  # a plain forward has no cache
+    assert injector.attached
+    torch.testing.assert_close(model(x, 500.0, _prompt()), base, atol=0, rtol=0)  # no hint left behind
+    for layers in ((1, 0), (0, 0), (0, 2), (-1,)):
+        with pytest.raises(ValueError, match=rf"vace_layers \({layers[0]}.*strictly increasing indices below 2"):
+            VaceBranch(model.blocks, layers, model.config.dim)
+
+
 def test_wrapping_keeps_state_dict_keys_and_detach_is_byte_identical():
     model = _model()
     keys = list(model.state_dict())
@@ -276,6 +293,15 @@ def test_media_slot_reloads_on_change_and_keeps_last_good(tmp_path, caplog):
     assert slot.update("") is None
 
 
+def _spy_encode(vace: VaceController) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Record (frames [1, 3, T, H, W], mask [1, T, H, W]) as the context encoder gets them."""
+    encoded = []
+    encode = vace.encoder.encode
+    vace.encoder.encode = lambda frames, mask: (encoded.append((frames.clone(), mask.clone())),
+                                                encode(frames, mask))[1]
+    return encoded
+
+
 def _chunk(snapshot, index=0, control=True, masks=True, size=(H, W)) -> Chunk:
     rng = np.random.default_rng(index)
     frames = rng.integers(0, 256, (12, *size, 3), dtype=np.uint8)
@@ -300,13 +326,32 @@ def test_controller_context_for_each_mode(tmp_path, control, masks, refs, first,
     model = _model()
     injector = attach_vace(model, _branch(model))
     vace = VaceController(injector, make_autoencoder("tae", None, "tiny"), lambda v: tmp_path / v, W, H)
+    encoded = _spy_encode(vace)
     snapshot = {"context_scale": 1.0, "reference_1": "r1.png" if refs > 0 else "",
                 "reference_2": "r2.png" if refs > 1 else "", "reference_3": "r3.png" if refs > 2 else "",
                 "keyframe_first": "k.png" if first else "", "keyframe_last": "k.png" if last else ""}
-    extras = vace.prepare(_chunk(snapshot, control=control, masks=masks), first=True)
+    chunk = _chunk(snapshot, control=control, masks=masks)
+    extras = vace.prepare(chunk, first=True)
     assert vace.mode == mode
     cond = extras[EXTRAS_KEY]
     assert cond.context.shape == (1, 96, 3, H // 8, W // 8)
+    # what was composed and encoded: kept pixels from the input, the rest from the control (grey,
+    # i.e. 0, without one); keyframes as whole frames at 0 and 8 with mask 0
+    want_mask = chunk.masks.copy() if masks else np.ones((12, H, W), np.float32)
+    fill = chunk.control / 127.5 - 1.0 if control else np.zeros((12, H, W, 3))
+    want_frames = np.where(want_mask[..., None] <= 0.5, chunk.frames / 127.5 - 1.0, fill)
+    for index, used in ((0, first), (8, last)):
+        if used:
+            want_frames[index] = vace.slots["keyframe_first" if index == 0 else "keyframe_last"].image / 127.5 - 1.0
+            want_mask[index] = 0.0
+    frames, mask = encoded[-1]
+    np.testing.assert_array_equal(mask[0].numpy(), want_mask)
+    np.testing.assert_allclose(frames[0].permute(1, 2, 3, 0).numpy(), want_frames, atol=1e-6)
+    # the folded mask: latent 0 = frame 0, then the max over frames 1-4 and 5-8 (9-11 wait);
+    # channel 8 * py + px holds pixel (8 h + py, 8 w + px)
+    latents = np.stack([want_mask[0], want_mask[1:5].max(0), want_mask[5:9].max(0)])  # (3, H, W)
+    folded = latents.reshape(3, H // 8, 8, W // 8, 8).transpose(2, 4, 0, 1, 3).reshape(64, 3, H // 8, W // 8)
+    np.testing.assert_array_equal(cond.context[0, 32:].numpy(), folded)
     assert (cond.references is None) == (refs == 0)
     if refs:
         assert cond.references.shape == (1, 96, refs, H // 8, W // 8)
@@ -326,6 +371,46 @@ def test_controller_skips_without_inputs_scale_or_weights():
     assert vace.prepare(_chunk({"context_scale": 0.7}), first=True)[EXTRAS_KEY].scale == 0.7
     injector.branch.zero_projections()
     assert vace.prepare(_chunk({"context_scale": 0.7}), first=True) is None
+
+
+def test_controller_resets_its_streams_when_it_becomes_active_again():
+    model = _model()
+    injector = attach_vace(model, _branch(model))
+    vace = VaceController(injector, make_autoencoder("tae", None, "tiny"), lambda v: v, W, H)
+    on, off = {"context_scale": 0.7}, {"context_scale": 0.0}
+    first = vace.prepare(_chunk(on, 0), first=True)[EXTRAS_KEY].context
+    second = vace.prepare(_chunk(on, 1), first=False)[EXTRAS_KEY].context
+    assert not torch.equal(first, second) and vace.encoder.mask_stream.position == 21  # streaming on
+    assert vace.prepare(_chunk(off, 2), first=False) is None and not vace.active
+    again = vace.prepare(_chunk(on, 0), first=False)[EXTRAS_KEY].context
+    # inactive -> active starts fresh streams: the same chunk gives the very same context
+    torch.testing.assert_close(again, first, atol=0, rtol=0)
+    assert vace.encoder.mask_stream.position == 9 and vace.active
+
+
+def test_reference_latents_are_encoded_once_per_image(tmp_path):
+    for name, seed in (("r1.png", 1), ("r2.png", 2)):
+        _image(tmp_path / name, seed=seed)
+    model = _model()
+    injector = attach_vace(model, _branch(model))
+    vae = make_autoencoder("tae", None, "tiny")
+    vace = VaceController(injector, vae, lambda v: tmp_path / v, W, H)
+    calls = []
+    encode_image = vae.encode_image
+    vae.encode_image = lambda image: (calls.append(image.clone()), encode_image(image))[1]
+    snapshot = {"context_scale": 1.0, "reference_1": "r1.png"}
+    refs = [vace.prepare(_chunk(snapshot, i), first=i == 0)[EXTRAS_KEY].references for i in range(3)]
+    assert len(calls) == 1  # three chunks, one encode
+    for r in refs[1:]:
+        torch.testing.assert_close(r, refs[0], atol=0, rtol=0)
+    want = encode_image(calls[0])  # the cached latent is what encode_image gives for that image
+    torch.testing.assert_close(refs[0][:, :16], want, atol=0, rtol=0)
+    expected = torch.from_numpy(vace.slots["reference_1"].image).permute(2, 0, 1)[:, None] / 127.5 - 1.0
+    torch.testing.assert_close(calls[0][0].float(), expected, atol=1e-6, rtol=0)  # of the slot's image
+    changed = vace.prepare(_chunk({**snapshot, "reference_1": "r2.png"}, 3), first=False)[EXTRAS_KEY].references
+    assert len(calls) == 2 and not torch.equal(changed, refs[0])  # a new image is encoded anew
+    vace.prepare(_chunk({**snapshot, "reference_1": "r2.png"}, 4), first=False)
+    assert len(calls) == 2
 
 
 def test_graft_is_strict_and_names_keys(tmp_path):

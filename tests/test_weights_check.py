@@ -43,5 +43,9 @@ def test_weights_check_reports_each_role(tmp_path, capsys):
     (tmp_path / "vacelive-weights.toml").write_text('[files]\ntae = "taew2_1.pth"\nvae = "Wan2.1_VAE.pth"\n')
     assert weights_check(str(tmp_path)) == 1
     out = capsys.readouterr().out
-    assert "compared with: TAEW2.1" in out and "ok" in out
+    lines = out.splitlines()
+    tae = lines.index("  tae: taew2_1.pth")
+    block = lines[tae + 1:lines.index("  vae: Wan2.1_VAE.pth")]
+    assert "    compared with: TAEW2.1" in block and block[-1] == "    ok"  # the tae file checked and found good
+    assert not [line for line in block if "PROBLEM" in line or "MISSING" in line]
     assert "MISSING: weights role 'vae': file 'Wan2.1_VAE.pth' not found" in out
