@@ -159,8 +159,10 @@ def _peak_rss_mb() -> float | None:
     return round(kb / (1024 * 1024 if sys.platform == "darwin" else 1024), 1)
 
 
-def run_bench(overrides: dict[str, Any], seconds: float, warmup_s: float) -> BenchResult:
-    """Run the engine for ``warmup_s + seconds`` and measure the last ``seconds``."""
+def run_bench(overrides: dict[str, Any], seconds: float, warmup_s: float,
+              random_weights: bool = False) -> BenchResult:
+    """Run the engine for ``warmup_s + seconds`` and measure the last ``seconds`` (with
+    ``random_weights``, the model's real size with random values: no weights needed)."""
     from vacelive import bridges
     from vacelive.engine.app import build_store
     from vacelive.engine.loop import Engine
@@ -170,8 +172,8 @@ def run_bench(overrides: dict[str, Any], seconds: float, warmup_s: float) -> Ben
 
     store = build_store(overrides=dict(overrides, source="testpattern", sink=["null"]))
     device = resolve_device(store.get("device"))
-    manifest = load_manifest(store)
-    generator = StampRelay(build_generator(store, manifest, device))
+    manifest = None if random_weights else load_manifest(store)
+    generator = StampRelay(build_generator(store, manifest, device, random_weights=random_weights))
     width, height, fps = store.get("width"), store.get("height"), store.get("fps")
     source = StampedSource(bridges.open_source("testpattern", width=width, height=height, fps=fps))
     sink = MeasuringSink(source)
@@ -264,7 +266,7 @@ def bench_main(args: Any) -> int:
         ("model", args.model), ("device", args.device), ("width", args.width), ("height", args.height),
         ("steps", args.steps), ("annotator", args.annotator), ("fps", args.fps), ("weights_dir", args.weights_dir),
         ("vae", args.vae), ("compile", args.compile)) if value is not None}
-    result = run_bench(overrides, args.seconds, args.warmup)
+    result = run_bench(overrides, args.seconds, args.warmup, random_weights=args.random_weights)
     if args.json:
         print(json.dumps(asdict(result), indent=2))
     else:

@@ -112,6 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--fps", type=float)
     bench.add_argument("--weights-dir")
     bench.add_argument("--compile", action="store_true", default=None)
+    bench.add_argument("--random-weights", action="store_true",
+                       help="the model's real size with random values: measure speed without weights")
 
     sources = sub.add_parser("sources", help="list what can be received now (NDI, Spout, Syphon, cameras) and its spec")
     sources.add_argument("--json", action="store_true", help="machine-readable")

@@ -30,7 +30,7 @@ from vacelive.engine.model.kv_cache import TextKVCache
 from vacelive.engine.model.lora import StyleLoras, load_lora
 from vacelive.engine.params import lora_scale_name, parse_lora_entries
 from vacelive.engine.state import ParamStore
-from vacelive.engine.text import PromptCache, PromptConditioner, make_text_encoder
+from vacelive.engine.text import PromptCache, PromptConditioner, RandomPromptEmbeddings, make_text_encoder
 from vacelive.engine.vace import VaceBranch, VaceController, attach_vace, default_vace_layers, graft_vace
 from vacelive.engine.vae import VideoAutoencoder, make_autoencoder
 
@@ -147,9 +147,18 @@ class VideoPipeline:
             self.vace.reset()
 
 
-def build_model(store: ParamStore, manifest, device: str, dtype: torch.dtype) -> WanModel:
-    """The DiT: loaded strictly from the manifest's ``dit`` (+ ``lora``), or tiny random."""
+def build_model(store: ParamStore, manifest, device: str, dtype: torch.dtype,
+                random_weights: bool = False) -> WanModel:
+    """The DiT: loaded strictly from the manifest's ``dit`` (+ ``lora``), or random: the tiny
+    demo, or any size with ``random_weights`` (speed measurements without weights)."""
     name = store.get("model")
+    if random_weights:
+        log.warning("random weights for the %s model: for measuring speed only, the pictures mean nothing", name)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            with torch.device(device):
+                model = WanModel(CONFIGS[name])
+        return model.to(dtype=dtype).eval().requires_grad_(False)
     if manifest is not None and manifest.has("dit"):
         lora = manifest.path("lora") if manifest.has("lora") else None
         model = load_model(manifest.path("dit"), lora=lora, lora_alpha=manifest.lora_alpha,
@@ -166,10 +175,14 @@ def build_model(store: ParamStore, manifest, device: str, dtype: torch.dtype) ->
     return model.to(device=device, dtype=dtype).eval().requires_grad_(False)
 
 
-def build_vae(store: ParamStore, manifest, device: str, dtype: torch.dtype) -> VideoAutoencoder:
-    """The autoencoder chosen by ``vae``: real weights from the manifest, or tiny random."""
+def build_vae(store: ParamStore, manifest, device: str, dtype: torch.dtype,
+              random_weights: bool = False) -> VideoAutoencoder:
+    """The autoencoder chosen by ``vae``: real weights from the manifest, or random (tiny, or the
+    real size with ``random_weights``)."""
     kind = store.get("vae")
     role = "vae" if kind == "wan" else "tae"
+    if random_weights and store.get("model") != "tiny":
+        return make_autoencoder(kind, None, config="real", device=device, dtype=dtype, random_ok=True)
     if store.get("model") == "tiny" and (manifest is None or not manifest.has(role)):
         return make_autoencoder(kind, None, config="tiny", device=device, dtype=dtype)
     if manifest is None:
@@ -177,9 +190,14 @@ def build_vae(store: ParamStore, manifest, device: str, dtype: torch.dtype) -> V
     return make_autoencoder(kind, manifest.path(role), config="real", device=device, dtype=dtype)
 
 
-def build_prompts(store: ParamStore, manifest, device: str, dtype: torch.dtype) -> PromptConditioner:
-    """Prompt embeddings: tiny random encoder for the tiny model, umT5 or the on-disk cache otherwise."""
+def build_prompts(store: ParamStore, manifest, device: str, dtype: torch.dtype,
+                  random_weights: bool = False) -> PromptConditioner:
+    """Prompt embeddings: tiny random encoder for the tiny model, umT5 or the on-disk cache otherwise
+    (with ``random_weights``: fixed random embeddings of the model's size, cached nowhere)."""
     cache_dir = Path(store.get("prompt_cache"))
+    if random_weights and store.get("model") != "tiny":
+        cfg = CONFIGS[store.get("model")]
+        return PromptConditioner(RandomPromptEmbeddings(cfg.text_len, cfg.text_dim), device=device, dtype=dtype)
     if store.get("model") == "tiny":
         encoder = make_text_encoder("tiny", device=device, dtype=dtype)
     elif manifest is not None and manifest.has("t5"):
@@ -206,18 +224,19 @@ def build_vace_branch(model: WanModel, manifest) -> VaceBranch:
     return branch.eval().requires_grad_(False)
 
 
-def build_generator(store: ParamStore, manifest, device: str) -> VideoPipeline:
-    """Everything the generator needs, loaded before any source or sink opens."""
+def build_generator(store: ParamStore, manifest, device: str, random_weights: bool = False) -> VideoPipeline:
+    """Everything the generator needs, loaded before any source or sink opens (``random_weights``:
+    the model's real size with random values, to measure speed without weights)."""
     dtype = resolve_dtype(store.get("dtype"), device)
-    model = build_model(store, manifest, device, dtype)
+    model = build_model(store, manifest, device, dtype, random_weights)
     injector = attach_vace(model, build_vace_branch(model, manifest))  # hooks go on before compiling
     loras = build_loras(store, model)
     if store.get("compile"):
         model = torch.compile(model)  # type: ignore[assignment]
     width, height = store.get("width"), store.get("height")
     causal = CausalGenerator(model, height, width)
-    vae = build_vae(store, manifest, device, dtype)
-    prompts = build_prompts(store, manifest, device, dtype)
+    vae = build_vae(store, manifest, device, dtype, random_weights)
+    prompts = build_prompts(store, manifest, device, dtype, random_weights)
     vace = VaceController(injector, vae, store.resolve_media, width, height)
     name = TINY_LABEL if store.get("model") == "tiny" and manifest is None else f"Wan2.1-{store.get('model')}"
     return VideoPipeline(causal, vae, prompts, name=name, vace=vace, recache_by_default=is_longlive(manifest),

@@ -8,6 +8,7 @@ import torch
 from torch import Tensor
 
 from .cache import PromptCache
+from .encoder import RandomPromptEmbeddings
 from .spec import parse_prompt_spec
 
 
@@ -51,7 +52,7 @@ class PromptConditioner:
       values (cross-attention K/V) by identity.
     """
 
-    def __init__(self, cache: PromptCache, device: str | torch.device = "cpu",
+    def __init__(self, cache: PromptCache | RandomPromptEmbeddings, device: str | torch.device = "cpu",
                  dtype: torch.dtype = torch.float32) -> None:
         self.cache = cache
         self.device = torch.device(device)

@@ -37,6 +37,24 @@ class TextEncoder:
         return self.model(ids, mask) * mask[..., None].to(self.model.token_embedding.weight.dtype)
 
 
+class RandomPromptEmbeddings:
+    """Stands in for umT5 and the prompt cache when the model has random weights (speed
+    measurements): each prompt maps to a fixed random embedding ``[text_len, dim]`` (seeded by the
+    prompt's hash, zero past its first 16 positions, as a short prompt's would be)."""
+
+    TOKENS = 16
+
+    def __init__(self, text_len: int, dim: int) -> None:
+        self.text_len, self.dim = text_len, dim
+
+    def get(self, prompt: str) -> Tensor:
+        """The embedding ``[text_len, dim]`` of ``prompt``."""
+        seed = int.from_bytes(hashlib.sha256(prompt.encode()).digest()[:8], "little")
+        out = torch.zeros(self.text_len, self.dim)
+        out[: self.TOKENS] = torch.randn(self.TOKENS, self.dim, generator=torch.Generator().manual_seed(seed))
+        return out
+
+
 def _file_fingerprint(path: Path) -> str:
     h = hashlib.sha256(f"{path.name}:{path.stat().st_size}".encode())
     with open(path, "rb") as f:

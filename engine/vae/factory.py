@@ -17,17 +17,17 @@ WEIGHT_FILES = {"wan": "Wan2.1_VAE.pth", "tae": "taew2_1.pth"}
 
 def make_autoencoder(kind: Literal["wan", "tae"] = "wan", weights: Path | str | None = None,
                      config: Literal["real", "tiny"] = "real", device: str | torch.device = "cpu",
-                     dtype: torch.dtype = torch.float32, seed: int = 0) -> VideoAutoencoder:
+                     dtype: torch.dtype = torch.float32, seed: int = 0, random_ok: bool = False) -> VideoAutoencoder:
     """Build the ``kind`` autoencoder ("wan": Wan2.1 VAE, "tae": TAEW2.1).
 
     ``weights``: the checkpoint file, or a folder holding it under its official name
     (``Wan2.1_VAE.pth`` / ``taew2_1.pth``). ``None`` means random init (seeded with ``seed``),
-    allowed only for the tiny config.
+    allowed for the tiny config, and for the real one with ``random_ok`` (speed measurements).
     """
     if kind not in WEIGHT_FILES:
         raise ValueError(f"unknown autoencoder kind {kind!r}; expected 'wan' or 'tae'")
     if weights is None:
-        if config != "tiny":
+        if config != "tiny" and not random_ok:
             raise FileNotFoundError(
                 f"the {config} {kind} autoencoder needs its weights file {WEIGHT_FILES[kind]}; "
                 "random init is only allowed with config='tiny'")
