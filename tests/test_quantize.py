@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 
-import pytest
 
 from tests.fakes import RecordingSink, ScriptedGenerator
 from tests.osc_peer import Peer
