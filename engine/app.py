@@ -179,7 +179,7 @@ class LiveRun:
         engine.metrics.figure_sources.append(engine.quantizer.figures)
         store.register_action("tempo", self._lead_tempo)
         self.control = OscControl(store, allow=store.get("osc_allow"), on_replies=self.status.copy_replies,
-                                  quantizer=engine.quantizer)
+                                  quantizer=engine.quantizer, status=engine.metrics.summary)
         follow_loras(store, self.control)
         self.osc = OscServer(self.control, store.get("osc_host"), store.get("osc_port"))
         http_port = store.get("http_port")

@@ -14,7 +14,7 @@
 - The server runs on one thread with a blocking socket: a flood of messages is handled in order
   without spawning threads, and no message can stop the engine.
 - :class:`StatusSender` sends ``/vacelive/status/<name>`` to the reply target at least once a
-  second, plus each error as it happens.
+  second, plus each error as it happens; the same address with no argument is answered at once.
 """
 
 from __future__ import annotations
@@ -139,9 +139,11 @@ class OscControl:
 
     def __init__(self, store: ParamStore, *, allow: Iterable[str] = (),
                  on_replies: Callable[[list[Reply], tuple[str, int]], None] | None = None,
-                 quantizer: Quantizer | None = None) -> None:
+                 quantizer: Quantizer | None = None, status: Callable[[], dict[str, Any]] | None = None) -> None:
         self.store = store
         self.quantizer = quantizer
+        self.status = status
+        """The status figures: ``/vacelive/status/<name>`` with no argument is answered from them."""
         self.allow = frozenset(allow)
         self.received = 0
         self.refused = 0
@@ -234,6 +236,13 @@ class OscControl:
         return None
 
     def _unknown(self, client: tuple[str, int], address: str, *args: Any) -> Reply:
+        if address.startswith(STATUS_PREFIX) and not args and self.status is not None:
+            figures = self.status()  # a status figure asked for: answered like a parameter query
+            name = address[len(STATUS_PREFIX):]
+            if name in figures:
+                self.received += 1
+                value = figures[name]
+                return (address, *(value if isinstance(value, list) else [value]))
         self.received += 1
         self.refused += 1
         refusals.log(logging.WARNING, "OSC unknown address %r from %s:%s", address[:MAX_ERROR_TEXT], client[0],

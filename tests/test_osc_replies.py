@@ -122,3 +122,20 @@ def test_python_osc_per_packet_warnings_are_rate_limited(caplog):
     lines = [r.getMessage() for r in caplog.records if "Could not identify content type" in r.getMessage()]
     assert 1 <= len(lines) <= 15  # at most 5 a second over the ~1.5 s of the flood
     assert any("similar messages suppressed" in line for line in lines)
+
+
+def test_a_status_figure_is_answered_when_asked():
+    metrics = Metrics()
+    metrics.sources = ["ndi:TD-out", "ndi:TD-preview"]
+    store = ParamStore()
+    server = OscServer(OscControl(store, status=metrics.summary), "127.0.0.1", 0)
+    server.start()
+    peer = Peer(server.address)
+    try:
+        assert peer.ask("/vacelive/status/sources") == ["ndi:TD-out", "ndi:TD-preview"]
+        assert peer.ask("/vacelive/status/stalls") == [0]
+        peer.send("/vacelive/status/nothing")
+        assert peer.receive() == ("/vacelive/error", ["/vacelive/status/nothing", "unknown address"])
+    finally:
+        server.stop()
+        peer.close()
