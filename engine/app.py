@@ -35,7 +35,7 @@ from vacelive.engine.presets import PresetError, load_preset, preset_path, save_
 from vacelive.engine.reload import Reloader
 from vacelive.engine.runtime import reload_builders
 from vacelive.engine.sources import SourceWatcher
-from vacelive.engine.tempo import LinkTimeline, Quantizer
+from vacelive.engine.tempo import LinkTimeline, MidiClockTimeline, Quantizer
 from vacelive.engine.state import ParamStore
 
 log = logging.getLogger(__name__)
@@ -166,6 +166,17 @@ def install_preset_actions(store: ParamStore) -> None:
     store.register_action("preset_save", save)
 
 
+def beat_timeline(store: ParamStore) -> LinkTimeline | MidiClockTimeline | None:
+    """The timeline ``quantize`` follows: Ableton Link (``--link``), a MIDI clock (``--midi-clock``), or none."""
+    if store.get("link") and store.get("midi_clock"):
+        raise ParamError("--link and --midi-clock both give the beat: choose one")
+    if store.get("link"):
+        return LinkTimeline(store.get("tempo"))
+    if store.get("midi_clock"):
+        return MidiClockTimeline(store.get("midi_clock"), default_bpm=store.get("tempo"))
+    return None
+
+
 class LiveRun:
     """Everything a ``vacelive run`` holds: the engine plus OSC, OSCQuery, mDNS, status and display."""
 
@@ -174,7 +185,7 @@ class LiveRun:
         self.engine = engine
         self.status = StatusSender(store, engine.metrics.summary)
         engine.on_error = self.status.send_error
-        self.timeline = LinkTimeline(store.get("tempo")) if store.get("link") else None
+        self.timeline = beat_timeline(store)
         engine.quantizer = Quantizer(self.timeline, latency=lambda: engine.metrics.latency_s())
         engine.metrics.figure_sources.append(engine.quantizer.figures)
         store.register_action("tempo", self._lead_tempo)

@@ -220,7 +220,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         run = LiveRun(store, engine, tui=tui)
         metrics = run.run()
-    except (BridgeError, RuntimeError, OSError) as exc:  # a sink, a port or Link that cannot open: nothing runs
+    except (BridgeError, RuntimeError, OSError, ParamError) as exc:  # a sink, a port, Link or MIDI: nothing runs
         log.error("cannot start: %s", exc)
         return 2
     summary = metrics.summary()

@@ -454,6 +454,8 @@ REGISTRY = Registry([
     # --- tempo (Ableton Link) -------------------------------------------------------------------
     Param("link", B, False, "Join the Ableton Link session on the network (needs the link extra): its tempo "
           "and phase drive quantize.", applies=RESTART, group="tempo"),
+    Param("midi_clock", S, "", "MIDI input port whose clock drives quantize instead of Link (needs the midi "
+          "extra); '' = none.", applies=RESTART, group="tempo"),
     Param("tempo", F, 120.0, "Tempo of the Link session (BPM): setting it leads the session; the session's "
           "tempo is on /vacelive/status/tempo.", applies=NOW, group="tempo", minimum=20.0, maximum=999.0),
     Param("quantize", C, "off", "Hold a cut, a prompt change, a preset load or a LoRA scale sent over OSC until "

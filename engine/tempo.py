@@ -10,8 +10,9 @@ the beat instead of a chunk late.
 The timeline is an Ableton Link session (``pip install "vacelive[link]"``: linkpython-extern,
 wheels for Linux, macOS and Windows), joined with ``--link``; TouchDesigner's Ableton Link CHOP,
 Ableton Live and any other peer on the network share its tempo and phase. The engine can also
-lead: ``/vacelive/tempo`` sets the session's tempo. :class:`ManualTimeline` is a timeline with a
-clock of its own, for tests and for a show without Link.
+lead: ``/vacelive/tempo`` sets the session's tempo. Or it is a MIDI clock from an input port
+(``--midi-clock PORT``, :class:`MidiClockTimeline`). :class:`ManualTimeline` is a timeline with
+a clock of its own, for tests.
 """
 
 from __future__ import annotations
@@ -107,6 +108,83 @@ class LinkTimeline:
         self._link.enabled = False
 
 
+class MidiClockTimeline:
+    """Follows a MIDI clock (24 pulses per quarter note) from an input port (``--midi-clock PORT``,
+    the midi extra: mido + python-rtmidi): the tempo from the recent pulse intervals, the beat
+    from the pulses since *start* (a *song position* moves it), extrapolated between pulses.
+
+    MIDI clock has one leader: ``/vacelive/tempo`` cannot change it (set the tempo at the source).
+    :meth:`receive` takes messages with a ``type`` (mido's) and is what the port calls.
+    """
+
+    PPQN = 24
+    WINDOW = 48
+    """Pulse intervals averaged for the tempo (two beats)."""
+
+    def __init__(self, port_name: str | None = None, *, open_port: bool = True, default_bpm: float = 120.0) -> None:
+        self._lock = threading.Lock()
+        self._pulses = 0
+        self._last_pulse: float | None = None
+        self._intervals: list[float] = []
+        self._default_bpm = default_bpm
+        self._port = None
+        if open_port:
+            try:
+                import mido
+            except ImportError:
+                raise RuntimeError('MIDI clock needs the midi extra: pip install "vacelive[midi]"') from None
+            try:
+                self._port = mido.open_input(port_name, callback=self.receive)
+            except (OSError, IOError) as exc:
+                names = ", ".join(mido.get_input_names()) or "none"
+                raise RuntimeError(f"MIDI input {port_name!r} cannot open ({exc}); inputs now: {names}") from None
+
+    def receive(self, message: Any, now: float | None = None) -> None:
+        """Take one MIDI message (clock, start, continue, songpos; others are ignored)."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            if message.type == "clock":
+                if self._last_pulse is not None:
+                    self._intervals = (self._intervals + [now - self._last_pulse])[-self.WINDOW:]
+                self._last_pulse = now
+                self._pulses += 1
+            elif message.type == "start":
+                self._pulses, self._last_pulse = 0, None
+            elif message.type == "songpos":  # in sixteenth notes: 6 pulses each
+                self._pulses = int(message.pos) * 6
+
+    def tempo(self) -> float:
+        with self._lock:
+            if not self._intervals:
+                return self._default_bpm
+            return 60.0 / (sum(self._intervals) / len(self._intervals) * self.PPQN)
+
+    def set_tempo(self, bpm: float) -> None:
+        """MIDI clock is led by its source: nothing to set here."""
+
+    def _anchor(self) -> tuple[float, float]:
+        with self._lock:
+            if self._last_pulse is None:
+                return time.monotonic(), self._pulses / self.PPQN
+            return self._last_pulse, (self._pulses - 1) / self.PPQN
+
+    def beat_at(self, when: float) -> float:
+        at, beat = self._anchor()
+        return beat + (when - at) * self.tempo() / 60.0
+
+    def time_at_beat(self, beat: float) -> float:
+        at, anchor_beat = self._anchor()
+        return at + (beat - anchor_beat) * 60.0 / self.tempo()
+
+    def peers(self) -> int:
+        return 0
+
+    def close(self) -> None:
+        """Close the input port."""
+        if self._port is not None:
+            self._port.close()
+
+
 def next_boundary(timeline: Timeline, quantum: float, after: float) -> float:
     """The time of the first boundary (a multiple of ``quantum`` beats) at or after ``after``."""
     beat = timeline.beat_at(after)
@@ -142,7 +220,7 @@ class Quantizer:
         """Keep ``name = value`` until the next ``quantize`` boundary; ``QuantizeError`` without a timeline."""
         if self.timeline is None:
             raise QuantizeError(f"{name}: quantize is {quantize!r} but there is no beat timeline: start with --link "
-                                '(pip install "vacelive[link]") or set quantize off')
+                                '(pip install "vacelive[link]") or --midi-clock PORT, or set quantize off')
         now = time.monotonic() if now is None else now
         change = HeldChange(name, value, next_boundary(self.timeline, QUANTA[quantize], now))
         with self._lock:

@@ -16,7 +16,8 @@ ROOT = Path(__file__).resolve().parent.parent
 PRESETS = ROOT / "presets"
 EXAMPLES = ROOT / "toe_examples"
 FILES = sorted(PRESETS.glob("*.toml"))
-EXAMPLE_PRESETS = {"depth_restyle", "pose_dancer", "reference_style", "inpaint_region", "keyframe_extension"}
+EXAMPLE_PRESETS = {"depth_restyle", "pose_dancer", "reference_style", "inpaint_region", "keyframe_extension",
+                   "beat_lora"}
 
 
 def example_presets() -> dict[str, str]:

@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import time
+from types import SimpleNamespace
 
 import pytest
 
 from tests.waiting import wait_for
-from vacelive.engine.tempo import LinkTimeline, ManualTimeline, Quantizer, QuantizeError, next_boundary
+from vacelive.engine.tempo import (
+    LinkTimeline,
+    ManualTimeline,
+    MidiClockTimeline,
+    Quantizer,
+    QuantizeError,
+    next_boundary,
+)
 
 
 def test_boundaries_of_beats_and_bars():
@@ -58,3 +66,42 @@ def test_two_link_peers_on_this_host_share_tempo_and_phase():
     finally:
         theirs.enabled = False
         ours.close()
+
+
+def _clock(timeline, pulses: int, start: float, bpm: float) -> float:
+    """Feed ``pulses`` MIDI clock pulses at ``bpm`` from ``start``; returns the last pulse's time."""
+    step = 60.0 / bpm / MidiClockTimeline.PPQN
+    for i in range(pulses):
+        timeline.receive(SimpleNamespace(type="clock"), now=start + i * step)
+    return start + (pulses - 1) * step
+
+
+def test_a_midi_clock_gives_tempo_beat_and_boundaries():
+    timeline = MidiClockTimeline(open_port=False, default_bpm=90.0)
+    assert timeline.tempo() == 90.0  # before any clock
+    timeline.receive(SimpleNamespace(type="start"), now=10.0)
+    last = _clock(timeline, 49, start=10.0, bpm=128.0)  # two beats of pulses, the first on beat 0
+    assert timeline.tempo() == pytest.approx(128.0)
+    assert timeline.beat_at(last) == pytest.approx(2.0)
+    assert timeline.beat_at(last + 60.0 / 128.0) == pytest.approx(3.0)  # extrapolated between pulses
+    assert next_boundary(timeline, 4.0, last) == pytest.approx(10.0 + 4 * 60.0 / 128.0)
+    timeline.receive(SimpleNamespace(type="songpos", pos=16), now=last + 0.001)  # jump to bar 2 (16 sixteenths)
+    after = _clock(timeline, 1, start=last + 0.002, bpm=128.0)
+    assert timeline.beat_at(after) == pytest.approx(4.0)
+    timeline.set_tempo(60.0)  # MIDI clock has one leader: the source
+    assert timeline.tempo() == pytest.approx(128.0, rel=0.05)
+
+
+def test_without_the_midi_extra_the_start_says_what_to_install(monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_mido(name, *args, **kwargs):
+        if name == "mido":
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_mido)
+    with pytest.raises(RuntimeError, match=r'pip install "vacelive\[midi\]"'):
+        MidiClockTimeline("IAC Driver Bus 1")

@@ -22,7 +22,7 @@ import pytest
 
 from vacelive.bridges import SINK_SCHEMES, SOURCE_SCHEMES, parse_spec
 from vacelive.engine.cli import build_parser
-from vacelive.engine.params import REGISTRY, Kind, ParamError
+from vacelive.engine.params import REGISTRY, Kind, ParamError, Registry, lora_scale_params
 from vacelive.engine.presets import load_preset
 from tests.td_standin import StandinError, StandinTD
 
@@ -63,9 +63,9 @@ def run_cues(td: StandinTD, comp) -> dict[str, list[tuple[str, list]]]:
     return out
 
 
-def test_the_five_examples_are_shipped():
+def test_the_examples_are_shipped():
     assert set(SCRIPTS) == {"depth_restyle", "pose_dancer", "reference_style", "inpaint_region",
-                            "keyframe_extension"}
+                            "keyframe_extension", "beat_lora"}
 
 
 @pytest.mark.parametrize("name", SCRIPTS)
@@ -89,7 +89,7 @@ def test_osc_out_chop_sends_registry_numbers(name, tmp_path):
     preset = load_preset(PRESETS / f"{module.PRESET}.toml").values
     for channel, value in channels.items():
         assert channel.startswith("vacelive/"), channel
-        param = REGISTRY.by_address("/" + channel)  # the OSC Out CHOP sends channel a/b as /a/b
+        param = registry_for(module).by_address("/" + channel)  # the OSC Out CHOP sends channel a/b as /a/b
         assert param is not None, f"{name}: channel {channel} is no parameter"
         assert param.writable_live and param.kind in NUMERIC, f"{channel} cannot be a float fader"
         assert isinstance(value, float)  # the CHOP sends floats only
@@ -120,7 +120,7 @@ def test_every_cue_sends_valid_messages(name, tmp_path):
     sent_prompt = False
     for cue, messages in cues.items():
         for address, args in messages:
-            param = REGISTRY.by_address(address)
+            param = registry_for(module).by_address(address)
             assert param is not None, f"{name} {cue}: {address} is no parameter"
             if not args:  # a query: answered with the value, changes nothing
                 assert cue == "cue_connect" and address in fader_addresses
@@ -164,12 +164,12 @@ def test_faders_follow_the_engine_after_cue_connect(name, tmp_path):
     status.receive_osc("/vacelive/status/fps", [24.0])  # status figures leave the faders alone
     status.receive_osc("/vacelive/prompt", ["a prompt"])
     for address, args in run_cues(td, comp)["cue_connect"][2:]:
-        param = REGISTRY.by_address(address)
+        param = registry_for(module).by_address(address)
         answer = preset.get(param.name, param.default)
         status.receive_osc(address, [answer])  # bools arrive as OSC T/F: Python True/False
     values = faders.par.values()
     for i in range(count):
-        param = REGISTRY.by_address("/" + values[f"const{i}name"])
+        param = registry_for(module).by_address("/" + values[f"const{i}name"])
         assert values[f"const{i}value"] == float(preset.get(param.name, param.default))
 
 
@@ -193,6 +193,16 @@ def test_video_round_trip(name, transport, tmp_path):
     assert send.input() is control is built["control"] and control.type == "nullTOP"
     assert control.input() is not None  # a camera, or the camera through the mask rectangle
     assert out.type == "nullTOP" and out.input() is receive
+
+
+def registry_for(module) -> Registry:
+    """The parameters a run of the example has: the registry plus its LoRAs' scales."""
+    return REGISTRY.extended(lora_scale_params(getattr(module, "LORAS", [])))
+
+
+def _extra(module) -> str:
+    """The example's own engine flags."""
+    return getattr(module, "ENGINE_FLAGS", "")
 
 
 def _preview(module) -> bool:
@@ -236,7 +246,8 @@ def test_script_says_how_to_run_it_and_its_preset_exists(name):
     doc = module.__doc__
     assert f"import {name}; {name}.main()" in doc
     for transport in TRANSPORTS:
-        assert vacelive_td.engine_command(module.PRESET, transport, preview=_preview(module)) in doc
+        assert vacelive_td.engine_command(module.PRESET, transport, preview=_preview(module),
+                                          extra=_extra(module)) in doc
     assert (PRESETS / f"{module.PRESET}.toml").is_file()
 
 
@@ -253,7 +264,8 @@ def test_saves_only_its_component_as_a_tox_and_rebuilds_in_place(name, tmp_path)
     assert first.destroyed and comp_of(td, name) is not first
     assert [c.name for c in td.op("/project1").children.values()] == [f"vacelive_{name}"]
     readme = comp_of(td, name).op("readme")
-    assert vacelive_td.engine_command(module.PRESET, "ndi", preview=_preview(module)) in readme.text
+    assert vacelive_td.engine_command(module.PRESET, "ndi", preview=_preview(module),
+                                      extra=_extra(module)) in readme.text
 
 
 def test_engine_on_another_machine(tmp_path):
@@ -289,7 +301,8 @@ def test_readme_lists_every_example_with_its_command():
     for name in SCRIPTS:
         module = importlib.import_module(name)
         assert f"`{name}.py`" in section
-        assert vacelive_td.engine_command(module.PRESET, "spout", preview=_preview(module)) in section
+        assert vacelive_td.engine_command(module.PRESET, "spout", preview=_preview(module),
+                                          extra=_extra(module)) in section
 
 
 def test_default_save_path_is_next_to_the_scripts():

@@ -76,12 +76,13 @@ def default_transport(platform: str | None = None) -> str:
 
 
 def engine_command(preset: str, transport: str, reply_port: int = REPLY_PORT,
-                   td_host: str = "127.0.0.1", preview: bool = False) -> str:
+                   td_host: str = "127.0.0.1", preview: bool = False, extra: str = "") -> str:
     """The ``vacelive run`` command that goes with an example on ``transport``.
 
     ``td_host`` is TouchDesigner's address as the engine sees it: another machine's address makes
     the engine listen on every interface, accept OSC only from it and send the status there.
-    ``preview`` adds the control preview sink the example receives.
+    ``preview`` adds the control preview sink the example receives; ``extra``, the example's own
+    flags (e.g. ``--loras``).
     """
     if transport not in TRANSPORTS:
         raise ValueError(f"transport must be one of {', '.join(TRANSPORTS)}, not {transport!r}")
@@ -89,6 +90,8 @@ def engine_command(preset: str, transport: str, reply_port: int = REPLY_PORT,
                f"--sink {transport}:{ENGINE_TO_TD} --osc-reply {td_host}:{reply_port}")
     if preview:
         command += f" --preview-sink {transport}:{PREVIEW_TO_TD}"
+    if extra:
+        command += f" {extra}"
     if td_host != "127.0.0.1":
         command += f" --osc-host 0.0.0.0 --osc-allow {td_host}"
     return command
@@ -307,7 +310,7 @@ def connect_cue(preset: str, reply_port: int = REPLY_PORT, host: str = "127.0.0.
 def build_example(td, *, name: str, preset: str, faders, cues, transport: str | None = None,
                   control=None, parent_path: str = "/project1", save_path: str | None = None,
                   status_kind: str = "dat", host: str = OSC_HOST, engine_name: str | None = None,
-                  preview: bool = False) -> dict:
+                  preview: bool = False, engine_flags: str = "") -> dict:
     """Build an example as ``<parent_path>/vacelive_<name>`` and save that component as a ``.tox``.
 
     Only the component is saved (``COMP.save``), never the open project: drag the ``.tox`` into
@@ -356,7 +359,8 @@ def build_example(td, *, name: str, preset: str, faders, cues, transport: str | 
 
     readme = _place(comp.create(td.textDAT, "readme"), -200, 200)
     readme.text = (f"vacelive example '{name}' ({transport}).\n"
-                   f"Start the engine with:\n  {engine_command(preset, transport, td_host=td_host, preview=preview)}\n"
+                   "Start the engine with:\n  "
+                   f"{engine_command(preset, transport, td_host=td_host, preview=preview, extra=engine_flags)}\n"
                    "Run cue_connect once (right-click > Run Script): it loads the preset and the faders take "
                    "its values.\nMove the faders, run the other cues; cue_send_faders sends every fader once.\n"
                    f"Status arrives in status_in (UDP {REPLY_PORT}); replies to queries and errors in oscout1.\n")
