@@ -147,7 +147,9 @@ def install_preset_actions(store: ParamStore) -> None:
             notes = store.update({k: v for k, v in preset.values.items() if k not in unloaded}, live=True)
         except PresetError as exc:
             raise ParamError(str(exc)) from None
-        notes += [f"{key} skipped: that LoRA is not loaded (set it once /vacelive/reload has loaded it)" for key in unloaded]
+        store.defer({key: preset.values[key] for key in unloaded})
+        notes += [f"{key} = {preset.values[key]} applies once /vacelive/reload has loaded that LoRA"
+                  for key in unloaded]
         for note in notes:
             log.warning("preset %s: %s", name, note)
         log.info("preset %s loaded", name)

@@ -60,6 +60,7 @@ class ParamStore:
         self._actions: dict[str, Action] = {}
         self._live_checks: dict[str, Action] = {}
         self._pending: dict[str, Any] = {}
+        self._deferred: dict[str, Any] = {}
 
     @property
     def media_dir(self) -> Path:
@@ -93,6 +94,15 @@ class ParamStore:
             for param in params:
                 self._values[param.name] = _copy_value(param.default)
             self._version += 1
+            waiting = {p.name: self._deferred.pop(p.name) for p in params if p.name in self._deferred}
+        for name, value in waiting.items():
+            self.set(name, value)
+
+    def defer(self, values: Mapping[str, Any]) -> None:
+        """Keep values for parameters that do not exist yet (the scales of LoRAs a live preset
+        lists, before the reload has loaded them); :meth:`add_params` applies them."""
+        with self._lock:
+            self._deferred.update(values)
 
     def subscribe(self, listener: Listener) -> None:
         """Call ``listener(param, value)`` after every change."""

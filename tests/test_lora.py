@@ -253,10 +253,18 @@ def test_presets_setting_scales_of_loras_not_listed(model, tmp_path):
     dirs = {"media_dir": str(media), "preset_dir": str(presets)}
     with pytest.raises(ParamError, match="lora/oil/scale set, but --loras does not name"):
         build_store("both", dirs | {"loras": ["ink=ink.safetensors"]})
+    from vacelive.engine.app import follow_loras
+    from vacelive.engine.osc import OscControl
+
     store = build_store(None, dirs | {"loras": ["ink=ink.safetensors"]})
     install_preset_actions(store)
-    store.set("preset_load", "both")  # live: loras wait for a restart, oil's scale is skipped, not an error
+    follow_loras(store, OscControl(store))
+    lora_file(media, "oil.safetensors", model)
+    store.set("preset_load", "both")  # live: loras wait for the reload, oil's scale waits with them
     assert "lora/oil/scale" not in store.registry and store.get("loras") == ["ink=ink.safetensors"]
+    assert store.pending == {"loras": ["oil=oil.safetensors"]}
+    store.update(store.take_pending(), live=False)  # what a reload does once the new generator is built
+    assert store.get("lora/oil/scale") == 0.5  # the preset's scale, applied once the LoRA is there
 
 
 def test_the_pipeline_takes_each_chunks_scales(model, tmp_path):
