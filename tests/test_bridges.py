@@ -321,10 +321,17 @@ def test_syphon_elsewhere_names_macos_and_syphon_python():
         assert bridge.state is BridgeState.FAILED
 
 
-def test_ndi_without_cyndilib_is_a_clear_error(monkeypatch):
+def test_ndi_without_cyndilib_is_a_clear_error(monkeypatch, tmp_path):
     import vacelive.bridges.ndi as ndi
 
     monkeypatch.setitem(sys.modules, "cyndilib", None)  # makes `import cyndilib` fail
+    sink = open_sink("ndi:x")
+    with pytest.raises(BridgeError, match=r"cyndilib: pip install 'vacelive\[ndi\]'"):
+        sink.open(W, H, 30)
+    assert sink.state is BridgeState.FAILED
+    source = open_source("ndi:x", width=W, height=H, fps=30)
     with pytest.raises(BridgeError, match="cyndilib"):
-        open_sink("ndi:x").open(W, H, 30)
-    assert ndi.write_ndi_config  # the module itself imports without cyndilib
+        source.open()
+    assert source.state is BridgeState.FAILED
+    config = ndi.write_ndi_config(str(tmp_path), "127.0.0.1")  # the module works without cyndilib
+    assert "127.0.0.1" in open(config, encoding="utf-8").read()

@@ -46,7 +46,8 @@ def _latents(t: int, seed: int) -> torch.Tensor:
 
 def test_interface(model):
     assert isinstance(model, VideoAutoencoder)
-    assert model.z_dim == 16
+    latents = model.encode(_frames(12, 3), model.new_cache())
+    assert latents.shape == (1, model.z_dim, 3, H // 8, W // 8) and model.z_dim == 16  # the DiT's in_dim
 
 
 def test_encode_chunks_give_three_latents_and_match_whole_clip(model):
@@ -124,9 +125,13 @@ def test_cache_serves_one_direction(model):
         model.encode(_frames(12, 8), cache)
 
 
-def test_encode_image(model):
-    z = model.encode_image(_frames(1, 9))
+def test_encode_image_is_the_first_latent_of_a_still_stream_of_that_image(model):
+    image = _frames(1, 9)
+    z = model.encode_image(image)
     assert z.shape == (1, 16, 1, H // 8, W // 8)
+    still = model.encode(image.expand(-1, -1, 12, -1, -1), model.new_cache())  # a still clip of it
+    assert torch.allclose(z, still[:, :, :1], atol=1e-5)  # Wan: frame 0 alone; TAEW: 4 copies of it
+    assert not torch.allclose(z, model.encode_image(_frames(1, 10)), atol=1e-3)  # and it depends on the image
 
 
 @pytest.mark.parametrize("kind", KINDS)
