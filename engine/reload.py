@@ -140,6 +140,8 @@ class Reloader:
         except Exception as exc:
             for part in built:
                 _close(part)
+            generator = None  # a half-built generator (out of memory, say) must not hold the GPU
+            _free_memory()
             self._fail(f"reload of {what} failed, the running one goes on: {exc}")
             return
         old = self.engine.swap(
