@@ -138,6 +138,23 @@ class VideoPipeline:
         self.timings = clock.laps
         return frames
 
+    def warm_up(self, snapshot) -> float:
+        """Generate two throw-away chunks (a stream's first and a later one, with control and a
+        mask when the snapshot's annotator and mask source give them) so that compilation, CUDA
+        kernel selection and the prompt's encoding happen before the clock starts, then reset to
+        a fresh stream, noise included. Returns the seconds it took."""
+        started = time.perf_counter()
+        height, width = self.causal.latent_shape[3] * 8, self.causal.latent_shape[4] * 8
+        gray = np.full((12, height, width, 3), 128, np.uint8)
+        control = gray if snapshot["annotator"] != "none" else None
+        masks = np.ones((12, height, width), np.float32) if snapshot["mask_source"] != "none" else None
+        for index in range(2):
+            self.generate(Chunk(index=index, epoch=0, frames=gray, control=control, masks=masks,
+                                snapshot=snapshot, captured_at=[0.0] * 12))
+        self.reset()
+        self.causal.chunk_index = 0
+        return time.perf_counter() - started
+
     def reset(self) -> None:
         """Hard cut: empty the KV caches (base and VACE), restart the VAE streams and the prompt state."""
         self.causal.reset()

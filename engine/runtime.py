@@ -53,6 +53,8 @@ def build_engine(store: ParamStore, *, max_frames: int | None = None) -> Engine:
     device = resolve_device(store.get("device"))
     manifest = load_manifest(store)
     generator = build_generator(store, manifest, device)
+    log.info("generator warmed up in %.1f s (compiled and ready before the clock starts)",
+             generator.warm_up(store.snapshot()))
     width, height, fps = store.get("width"), store.get("height"), store.get("fps")
     source = bridges.open_source(store.get("source"), width=width, height=height, fps=fps)
     sinks = [bridges.open_sink(spec) for spec in store.get("sink")]
@@ -89,7 +91,9 @@ def reload_builders():
     from vacelive.engine.reload import Builders
 
     def generator(store: ParamStore):
-        return build_generator(store, load_manifest(store), resolve_device(store.get("device")))
+        pipeline = build_generator(store, load_manifest(store), resolve_device(store.get("device")))
+        pipeline.warm_up(store.snapshot())  # compiled and ready before it is swapped in
+        return pipeline
 
     def source(store: ParamStore):
         return bridges.open_source(store.get("source"), width=store.get("width"), height=store.get("height"),
