@@ -218,10 +218,9 @@ def check_gpu(model: str, device: str) -> list[Check]:
 
 
 def check_weights(store) -> list[Check]:
-    """The weights the preset's run needs, by the engine's own rules."""
+    """The weights the preset's run needs, by the engine's own rules (its start-up ``preflight``)."""
     from vacelive.engine.weights.manifest import WeightsFolderError, WeightsManifest
-    from vacelive.engine.weights.needs import (
-        MissingWeights, fetch_command, missing, preflight, run_needs, suggested_set, usual_file)
+    from vacelive.engine.weights.needs import MissingWeights, fetch_command, missing, preflight, run_needs
 
     settings = store.snapshot()
     needs = run_needs(settings)
@@ -235,23 +234,14 @@ def check_weights(store) -> list[Check]:
             manifest = WeightsManifest.open(folder)
         except (WeightsFolderError, ValueError) as exc:  # no folder, nothing recognisable, a bad manifest
             return [Check("weights", FAIL, str(exc), fetch_command(folder, None, [n.role for n in needs]))]
-    absent = missing(needs, manifest)
-    required = [n for n in absent if n.required]
-    if required:
-        listed = ", ".join(f"{n.role} ({usual_file(n.role, suggested_set(manifest))}, for {n.reason})"
-                           for n in required)
-        fix = fetch_command(folder, manifest, [n.role for n in required])
-        if not folder:
-            fix += " and run with --weights-dir weights"
-        where = f"{folder} lacks" if folder else "no --weights-dir given; needed"
-        return [Check("weights", FAIL, f"{what}: {where}: {listed}", fix)]
     try:
         warnings = preflight(settings, manifest)
     except MissingWeights as exc:
-        return [Check("weights", FAIL, str(exc), "fetch the file again with vacelive weights fetch")]
+        return [Check("weights", FAIL, f"{what}: {exc.detail}",
+                      exc.fix or "fetch the file again with vacelive weights fetch")]
     checks = [Check("weights", OK, f"{what}: {folder} has every role it needs ({', '.join(n.role for n in needs)})")]
-    checks += [Check("weights", WARN, warning, fetch_command(folder, manifest, [n.role for n in absent]))
-               for warning in warnings]
+    absent = [n.role for n in missing(needs, manifest)]
+    checks += [Check("weights", WARN, warning, fetch_command(folder, manifest, absent)) for warning in warnings]
     return checks
 
 

@@ -25,7 +25,14 @@ DIT_FILE_SETS = {"longlive_base.pt": "longlive", "self_forcing_dmd.pt": "self-fo
 
 
 class MissingWeights(FileNotFoundError):
-    """A run needs weights the folder does not have, or has in a form that cannot be used."""
+    """A run needs weights the folder does not have, or has in a form that cannot be used.
+
+    ``detail`` says what is wrong; ``fix``, when there is one, the command that gets the missing
+    files. The message is both on one line."""
+
+    def __init__(self, detail: str, fix: str = "") -> None:
+        super().__init__(f"{detail}; get them with: {fix}" if fix else detail)
+        self.detail, self.fix = detail, fix
 
 
 @dataclass(frozen=True)
@@ -118,9 +125,10 @@ def preflight(settings: Mapping[str, Any], manifest: WeightsManifest | None) -> 
     if required:
         listed = ", ".join(f"{n.role} ({n.reason}: {usual_file(n.role, suggested_set(manifest))})" for n in required)
         where = f"the weights folder {folder} lacks" if manifest is not None else "no --weights-dir given; it needs weights for"
-        raise MissingWeights(f"this run needs weights: {where}: {listed}; get them with: "
-                             f"{fetch_command(folder, manifest, [n.role for n in required])}"
-                             + ("" if manifest is not None else f" and run with --weights-dir {folder or 'weights'}"))
+        fix = fetch_command(folder, manifest, [n.role for n in required])
+        if manifest is None:
+            fix += f" and run with --weights-dir {folder or 'weights'}"
+        raise MissingWeights(f"this run needs weights: {where}: {listed}", fix)
     for need in needs:
         if need not in absent and manifest is not None and need.role != "tokenizer":
             _check_readable(manifest, need.role)
