@@ -48,12 +48,4 @@ CUES = {
 }
 
 
-def main(td=None, transport=None, save_path=None, host=vacelive_td.OSC_HOST, engine_name=None):
-    """Build the network and save it as a .tox; ``td`` defaults to TouchDesigner's own module,
-    ``host`` is the engine's address (127.0.0.1: the same machine), ``engine_name`` its machine's
-    host name (NDI from another machine)."""
-    if td is None:
-        import td  # only importable inside TouchDesigner
-    return vacelive_td.build_example(td, name=NAME, preset=PRESET, faders=FADERS, cues=CUES,
-                                     transport=transport, save_path=save_path, host=host,
-                                     engine_name=engine_name, engine_flags=ENGINE_FLAGS)
+main = vacelive_td.example_main(__name__)

@@ -373,3 +373,24 @@ def build_example(td, *, name: str, preset: str, faders, cues, transport: str | 
     comp.save(save_path)
     built["saved"] = save_path
     return built
+
+
+def example_main(module_name: str):
+    """The ``main`` of an example script: it builds the network that module describes (``NAME``,
+    ``PRESET``, ``FADERS``, ``CUES``, and optionally ``PREVIEW``, ``ENGINE_FLAGS`` and a
+    ``build_control(comp, td)`` making the frames to send) and saves it as a ``.tox``."""
+
+    def main(td=None, transport=None, save_path=None, host=OSC_HOST, engine_name=None):
+        """Build the network and save it as a .tox; ``td`` defaults to TouchDesigner's own module,
+        ``host`` is the engine's address (127.0.0.1: the same machine), ``engine_name`` its machine's
+        host name (NDI from another machine)."""
+        if td is None:
+            import td  # only importable inside TouchDesigner
+        example = sys.modules[module_name]
+        return build_example(td, name=example.NAME, preset=example.PRESET, faders=example.FADERS,
+                             cues=example.CUES, transport=transport, save_path=save_path, host=host,
+                             engine_name=engine_name, control=getattr(example, "build_control", None),
+                             preview=getattr(example, "PREVIEW", False),
+                             engine_flags=getattr(example, "ENGINE_FLAGS", ""))
+
+    return main
