@@ -194,6 +194,11 @@ def check_shapes(expected: Mapping[str, tuple[int, ...]], actual: Mapping[str, t
     return problems
 
 
+def config_name(config: WanConfig) -> str:
+    """The ``CONFIGS`` name of ``config`` (``"1.3B"``, ``"14B"``, ``"tiny"``)."""
+    return next(name for name, known in CONFIGS.items() if known == config)
+
+
 def config_from_shapes(shapes: Mapping[str, tuple[int, ...]]) -> WanConfig:
     """Pick the ``CONFIGS`` entry with the checkpoint's model width (and depth, if several match).
 
@@ -338,6 +343,12 @@ def read_dit_shapes(path: str | Path, which: str | None = None) -> dict[str, tup
     else:
         shapes = {k: tuple(v.shape) for k, v in unwrap_generator(_torch_load(path), path, which).items()}
     return from_diffusers(shapes) if is_diffusers_layout(list(shapes)) else shapes
+
+
+def dit_size(path: str | Path, which: str | None = None) -> str:
+    """The model size of the DiT checkpoint at ``path``, from its shapes (``KeyError`` /
+    ``ValueError`` when it is no Wan2.1 DiT)."""
+    return config_name(config_from_shapes(read_dit_shapes(path, which)))
 
 
 def _flatten_tensors(items, prefix: str = ""):

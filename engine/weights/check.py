@@ -21,6 +21,8 @@ from vacelive.engine.model.loading import (
     _torch_load,
     check_shapes,
     config_from_shapes,
+    config_name,
+    dit_size,
     expected_shapes,
     generator_dict_name,
     parse_lora_key,
@@ -58,8 +60,7 @@ def check_dit(path: Path, notes: Notes = None, *, which: str | None = None) -> l
         cfg = config_from_shapes(shapes)
     except (KeyError, ValueError) as err:
         return [str(err)]
-    name = next(n for n, c in CONFIGS.items() if c == cfg)
-    _note(notes, f"model: Wan2.1 {name} (dim {cfg.dim}, {cfg.num_layers} blocks)")
+    _note(notes, f"model: Wan2.1 {config_name(cfg)} (dim {cfg.dim}, {cfg.num_layers} blocks)")
     return check_shapes(expected_shapes(cfg), shapes)
 
 
@@ -118,9 +119,8 @@ def check_vace(path: Path, notes: Notes = None) -> list[str]:
     cfg = next((c for c in CONFIGS.values() if c.dim == dim), None)
     if cfg is None:
         return [f"vace_patch_embedding.weight has width {dim}, which fits no known model size"]
-    name = next(n for n, c in CONFIGS.items() if c == cfg)
     layers = default_vace_layers(cfg.num_layers)
-    _note(notes, f"VACE for Wan2.1 {name}: {len(layers)} blocks after layers {list(layers)}")
+    _note(notes, f"VACE for Wan2.1 {config_name(cfg)}: {len(layers)} blocks after layers {list(layers)}")
 
     def branch() -> nn.Module:
         return VaceBranch(WanModel(cfg).blocks, layers, cfg.dim, cfg.patch_size)
@@ -265,10 +265,9 @@ def _folder_settings(manifest: WeightsManifest) -> dict[str, Any] | None:
     from vacelive.engine.params import MODEL_DEFAULTS
 
     try:
-        config = config_from_shapes(read_dit_shapes(manifest.path("dit"), manifest.dit_weights))
+        model = dit_size(manifest.path("dit"), manifest.dit_weights)
     except Exception:  # no usable DiT: the role's own check says why
         return None
-    model = next(name for name, c in CONFIGS.items() if c == config)
     return {"model": model, "vae": MODEL_DEFAULTS[model]["vae"], "annotator": "none", "mask_source": "none"}
 
 

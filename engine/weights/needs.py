@@ -154,15 +154,13 @@ def _check_readable(manifest: WeightsManifest, role: str) -> None:
 
 
 def _check_model_size(manifest: WeightsManifest, model: str) -> None:
-    from vacelive.engine.model.config import CONFIGS
-    from vacelive.engine.model.loading import config_from_shapes, read_dit_shapes
+    from vacelive.engine.model.loading import dit_size
 
     path = manifest.path("dit")
     try:
-        config = config_from_shapes(read_dit_shapes(path, which=manifest.dit_weights))
+        size = dit_size(path, manifest.dit_weights)
     except (KeyError, ValueError) as err:
         raise MissingWeights(f"weights file {path} (role dit) is not a Wan2.1 DiT checkpoint: {err}") from None
-    size = next(name for name, c in CONFIGS.items() if c == config)
     if size != model:
         raise MissingWeights(f"weights file {path} is a Wan2.1 {size} checkpoint, but --model is {model}: "
                              f"run with --model {size}")
