@@ -188,7 +188,7 @@ class LiveRun:
         self.status = StatusSender(store, engine.metrics.summary)
         engine.on_error = self.status.send_error
         self.timeline = beat_timeline(store)
-        engine.quantizer = Quantizer(self.timeline, latency=lambda: engine.metrics.latency_s())
+        engine.quantizer = Quantizer(self.timeline, latency=engine.metrics.latency_s)
         engine.metrics.figure_sources.append(engine.quantizer.figures)
         store.register_action("tempo", self._lead_tempo)
         self.control = OscControl(store, allow=store.get("osc_allow"), on_replies=self.status.copy_replies,
@@ -270,13 +270,13 @@ class LiveRun:
 
     def _wait_for_source(self, timeout_s: float) -> None:
         """With a timeout, the start fails (``BridgeError``) if the source sends nothing in time."""
-        reader = self.engine.source_reader
-        deadline = time.monotonic() + timeout_s
-        while timeout_s > 0 and time.monotonic() < deadline:
-            if reader.first_frame.wait(0.2) or self.engine.stopping.is_set():
-                return
         if timeout_s <= 0:
             return
+        reader = self.engine.source_reader
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if reader.first_frame.wait(0.2) or self.engine.stopping.is_set():
+                return
         from vacelive.bridges import BridgeError
         from vacelive.engine.live.source import waiting_note
 
