@@ -202,7 +202,7 @@ class OscControl:
     def _on_the_beat(self, param: Param, value: Any) -> bool:
         """Hold a quantisable change for its beat boundary when ``quantize`` is on; True if held."""
         mode = self.store.get("quantize")
-        if mode == "off" or self.quantizer is None or not (param.name in QUANTISED or param.name.startswith("lora/")):
+        if mode == "off" or self.quantizer is None or not (param.name in QUANTISED or param.group == "lora"):
             return False
         coerced, _ = param.coerce(value)
         if param.kind is Kind.TRIGGER and not coerced:
