@@ -13,7 +13,7 @@ import numpy as np
 
 from vacelive.bridges.base import Sink
 from vacelive.engine.frames import CHUNK_FRAMES, crop_to_fill
-from vacelive.engine.live.queues import DropOldestQueue
+from vacelive.engine.live.queues import DropOldestQueue, OutputChunk
 from vacelive.engine.live.stage import Stage
 from vacelive.engine.preview import REFERENCE_PARAMS, PreviewFrame, ReferenceImages, compose
 
@@ -82,7 +82,7 @@ class Publisher(Stage):
         super().__init__("publisher", engine)
         self.writers = list(writers)
         self.previews = list(previews)
-        self._buffer: deque[tuple[np.ndarray, float, PreviewFrame]] = deque()
+        self._buffer: deque[tuple[OutputChunk, int]] = deque()  # (chunk, frame index), in order
         self._buffer_epoch = 0
         self._last: np.ndarray | None = None
         self._last_preview: PreviewFrame | None = None
@@ -132,10 +132,7 @@ class Publisher(Stage):
             except queue.Empty:
                 return
             if out.epoch == engine.epoch:
-                for i, (frame, captured_at) in enumerate(zip(out.frames, out.captured_at)):
-                    given = PreviewFrame(frame, out.inputs[i], None if out.control is None else out.control[i],
-                                         None if out.masks is None else out.masks[i])
-                    self._buffer.append((frame, captured_at, given))
+                self._buffer.extend((out, i) for i in range(len(out.frames)))
 
     def _next_frame(self, paused: bool, now: float) -> np.ndarray | None:
         size = (self.engine.height, self.engine.width)
@@ -144,11 +141,12 @@ class Publisher(Stage):
         if paused:
             return self._last
         if self._buffer:
-            frame, captured_at, given = self._buffer.popleft()
+            out, i = self._buffer.popleft()
+            frame, captured_at = out.frames[i], out.captured_at[i]
             if frame.shape[:2] != size:  # made just before a reload changed the size
                 frame = crop_to_fill(frame, size[1], size[0])
             elif self.previews:
-                self._last_preview = given
+                self._last_preview = out.preview_frame(i)
             self.engine.metrics.fps_generated.tick(now)
             self.engine.metrics.glass_to_glass_ms.append((now - captured_at) * 1000.0)
             self._last = frame

@@ -9,6 +9,8 @@ from typing import Generic, TypeVar
 
 import numpy as np
 
+from vacelive.engine.preview import PreviewFrame
+
 from vacelive.engine.state import Snapshot
 
 
@@ -84,3 +86,8 @@ class OutputChunk:
     inputs: np.ndarray  # (N, H, W, 3) uint8
     control: np.ndarray | None  # (N, H, W, 3) uint8
     masks: np.ndarray | None  # (N, H, W) float32
+
+    def preview_frame(self, i: int) -> PreviewFrame:
+        """Output frame ``i`` with what the model was given for it."""
+        return PreviewFrame(self.frames[i], self.inputs[i], None if self.control is None else self.control[i],
+                            None if self.masks is None else self.masks[i])
