@@ -121,9 +121,12 @@ class Engine:
         self.source_reader.open_now()  # first: a missing input must not leave output files behind
         opened: list[Sink] = []
         try:
-            for sink in self.sinks + self.preview_sinks:
+            for sink in self.sinks:
                 sink.open(self.width, self.height, fps)
                 opened.append(sink)
+            for writer in self.preview_writers:
+                writer.sink.open(*writer.size, fps)
+                opened.append(writer.sink)
         except Exception:
             for sink in opened:
                 sink.close()

@@ -9,7 +9,8 @@ generator nothing and a slow preview sink never slows the output. ``preview`` ch
   strip along the bottom when set;
 - ``mask``: the mask, white where the model generates (all white without a mask);
 - ``input``: the input frame as the model gets it (resized, placed when outpainting);
-- ``side_by_side``: input | control | output, each a third of the width.
+- ``side_by_side``: input | control | output, each at the output's size and labelled (so the
+  picture is three times as wide as the output).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ MASK_TINT = np.array([255, 40, 40], np.float32)
 MASK_ALPHA = 0.45
 STRIP_FRACTION = 5
 """The reference strip is 1/STRIP_FRACTION of the frame's height."""
+SIDE_BY_SIDE_LABELS = ("input", "control", "output")
 
 
 @dataclass
@@ -90,6 +92,19 @@ class ReferenceImages:
         return None if image is None else cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
+def labelled(image: np.ndarray, label: str) -> np.ndarray:
+    """A copy of ``image`` with ``label`` written in its top-left corner (white on a dark box)."""
+    out = image.copy()
+    height = out.shape[0]
+    scale = max(0.35, height / 480)
+    thickness = max(1, round(height / 240))
+    (w, h), base = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
+    pad = max(2, h // 3)
+    out[: h + base + 2 * pad, : w + 2 * pad] //= 3
+    cv2.putText(out, label, (pad, pad + h), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thickness, cv2.LINE_AA)
+    return out
+
+
 def with_strip(image: np.ndarray, references: list[np.ndarray]) -> np.ndarray:
     """``image`` with the references as thumbnails along its bottom edge."""
     if not references:
@@ -101,6 +116,11 @@ def with_strip(image: np.ndarray, references: list[np.ndarray]) -> np.ndarray:
     for i, ref in enumerate(references):
         out[height - strip_h:, i * cell_w:(i + 1) * cell_w] = fit(ref, cell_w, strip_h)
     return out
+
+
+def preview_size(view: str, width: int, height: int) -> tuple[int, int]:
+    """The (width, height) of ``view``'s picture for an output of ``width`` x ``height``."""
+    return (3 * width, height) if view == "side_by_side" else (width, height)
 
 
 def compose(view: str, frame: PreviewFrame, references: list[np.ndarray] | None = None) -> np.ndarray:
@@ -118,9 +138,6 @@ def compose(view: str, frame: PreviewFrame, references: list[np.ndarray] | None 
     if view == "input":
         return frame.input
     if view == "side_by_side":
-        third = width // 3
-        panels = [fit(p, third, height) for p in (frame.input, control, frame.output)]
-        canvas = np.zeros((height, width, 3), np.uint8)
-        canvas[:, :3 * third] = np.concatenate(panels, axis=1)
-        return canvas
+        panels = [fit(p, width, height) for p in (frame.input, control, frame.output)]
+        return np.concatenate([labelled(p, name) for p, name in zip(panels, SIDE_BY_SIDE_LABELS)], axis=1)
     raise ValueError(f"preview {view!r}: expected one of {', '.join(PREVIEWS)}")

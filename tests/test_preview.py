@@ -90,7 +90,10 @@ def test_views_compose_input_control_mask_and_output():
     assert (mask[:, : W // 2] == 0).all() and (mask[:, W // 2:] == 255).all()
     assert np.array_equal(compose("input", frame), frame.input)
     side = compose("side_by_side", frame)
-    assert side.shape == (H, W, 3) and side[:, W // 3: 2 * W // 3].any()
+    assert side.shape == (H, 3 * W, 3)
+    for i, panel in enumerate((frame.input, control, frame.output)):  # full size, labelled top-left
+        part = side[:, i * W:(i + 1) * W]
+        assert np.array_equal(part[H // 2:], panel[H // 2:]) and not np.array_equal(part[:8, :16], panel[:8, :16])
     reference = np.full((20, 30, 3), 200, np.uint8)
     with_strip = compose("control", frame, [reference])
     assert (with_strip[-H // 5:, : W // 5] == 200).any() and np.array_equal(with_strip[: H // 2], control[: H // 2])

@@ -15,7 +15,7 @@ from vacelive.bridges.base import Sink
 from vacelive.engine.frames import CHUNK_FRAMES, crop_to_fill
 from vacelive.engine.live.queues import DropOldestQueue, OutputChunk
 from vacelive.engine.live.stage import Stage
-from vacelive.engine.preview import REFERENCE_PARAMS, PreviewFrame, ReferenceImages, compose
+from vacelive.engine.preview import REFERENCE_PARAMS, PreviewFrame, ReferenceImages, compose, fit, preview_size
 
 if TYPE_CHECKING:
     from vacelive.engine.loop import Engine
@@ -67,11 +67,16 @@ class PreviewWriter(SinkWriter):
         self.name = f"vacelive-preview-{sink.name}"
         self.references = ReferenceImages(
             lambda: [v for n in REFERENCE_PARAMS if (v := engine.store.get(n))], engine.store.resolve_media)
+        self.size = preview_size(engine.store.get("preview"), engine.width, engine.height)
+        """(width, height) the sink is opened at: the starting view's; a later view is fitted into it."""
 
     def step(self) -> None:
         item = self.pending.get(timeout=0.1)
         if item is not None:
-            self._write(compose(self.engine.store.get("preview"), item, self.references.images()))
+            picture = compose(self.engine.store.get("preview"), item, self.references.images())
+            if (picture.shape[1], picture.shape[0]) != self.size:
+                picture = fit(picture, *self.size)
+            self._write(picture)
 
 
 class Publisher(Stage):
