@@ -98,6 +98,15 @@ def _strip_prefix(state_dict: dict[str, Tensor], prefix: str) -> dict[str, Tenso
     return state_dict
 
 
+def read_checkpoint(path: str | Path) -> dict[str, Tensor]:
+    """A single-module checkpoint's state dict: ``.safetensors`` read with safetensors, anything
+    else with ``torch.load(weights_only=True)`` (no pickled code runs either way)."""
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        return load_file(str(path))
+    return _torch_load(path)
+
+
 def _torch_load(path: Path) -> object:
     try:
         return torch.load(path, map_location="cpu", weights_only=True, mmap=True)

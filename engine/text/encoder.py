@@ -9,6 +9,7 @@ from typing import Literal, Sequence
 import torch
 from torch import Tensor
 
+from ..model.loading import read_checkpoint
 from ..vae.base import load_state_dict_strict
 from .t5 import T5_CONFIGS, UMT5Encoder
 from .tokenizer import ByteTokenizer, Tokenizer, UMT5Tokenizer
@@ -72,9 +73,8 @@ def _state_fingerprint(model: torch.nn.Module) -> str:
 
 def load_t5(path: str | Path, config: Literal["real", "tiny"] = "real",
             device: str | torch.device = "cpu", dtype: torch.dtype = torch.bfloat16) -> UMT5Encoder:
-    """Build the encoder on the meta device and load ``path`` strictly (``weights_only=True``)."""
-    state = torch.load(path, map_location=device, weights_only=True, mmap=True)
-    state = {k: v.to(dtype) for k, v in state.items()}
+    """Build the encoder on the meta device and load ``path`` (``.pth`` or ``.safetensors``) strictly."""
+    state = {k: v.to(device=device, dtype=dtype) for k, v in read_checkpoint(path).items()}
     with torch.device("meta"):
         model = UMT5Encoder(T5_CONFIGS[config])
     load_state_dict_strict(model, state, str(path), assign=True)

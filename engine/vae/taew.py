@@ -33,6 +33,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from vacelive.engine.model.loading import read_checkpoint
+
 from .base import DirectedStreamCache, load_state_dict_strict
 
 
@@ -246,12 +248,12 @@ def fit_taew_checkpoint(state: Mapping[str, Shaped], config: str = "real") -> di
 
 def load_taew(path, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
               config: str = "real") -> TAEW:
-    """Build TAEW2.1 and load ``taew2_1.pth`` strictly (``weights_only=True``).
+    """Build TAEW2.1 and load ``taew2_1.pth`` (or a ``.safetensors`` file) strictly.
 
     A wider ``TGrow`` weight is cut as taehv cuts it (:func:`fit_taew_checkpoint`); every other
     difference raises.
     """
-    state = fit_taew_checkpoint(torch.load(path, map_location=device, weights_only=True), config)
+    state = fit_taew_checkpoint(read_checkpoint(path), config)
     model = TAEW(TAEW_CONFIGS[config])
     load_state_dict_strict(model, state, str(path))
     return model.to(device=device, dtype=dtype).eval().requires_grad_(False)

@@ -128,16 +128,25 @@ def check_vace(path: Path, notes: Notes = None) -> list[str]:
     return check_shapes(module_shapes(branch), shapes)
 
 
-def _checker(label: str, build: Callable[[], nn.Module],
-             fit: Callable[[dict], dict] = dict) -> Callable[..., list[str]]:
-    """A checker comparing a file's keys and shapes, as ``fit`` turns them (what the loader does
-    to the file), with the module ``build()`` makes."""
+def _checker(*candidates: tuple[str, Callable[[], nn.Module], Callable[[dict], dict]]) -> Callable[..., list[str]]:
+    """A checker comparing a file's keys and shapes, as each candidate's ``fit`` turns them (what
+    the loader does to the file), with the module its ``build()`` makes: the file passes when it
+    matches one candidate (e.g. the real config or the tiny one); otherwise the first one's
+    problems are reported."""
 
     def check(path: Path, notes: Notes = None) -> list[str]:
-        _note(notes, f"compared with: {label}")
-        return check_shapes(module_shapes(build), fit(read_shapes(path)[0]))
+        shapes = read_shapes(path)[0]
+        first: list[str] | None = None
+        for label, build, fit in candidates:
+            problems = check_shapes(module_shapes(build), fit(shapes))
+            if not problems:
+                _note(notes, f"compared with: {label}")
+                return []
+            first = problems if first is None else first
+        _note(notes, f"compared with: {candidates[0][0]}")
+        return first or []
 
-    check.__doc__ = f"Compare the file's keys and shapes with the {label}."
+    check.__doc__ = f"Compare the file's keys and shapes with the {' or the '.join(c[0] for c in candidates)}."
     return check
 
 
@@ -147,16 +156,16 @@ def _wan_vae() -> nn.Module:
     return WanVAE(WAN_VAE_CONFIGS["real"])
 
 
-def _taew() -> nn.Module:
+def _taew(config: str = "real") -> nn.Module:
     from vacelive.engine.vae import TAEW, TAEW_CONFIGS
 
-    return TAEW(TAEW_CONFIGS["real"])
+    return TAEW(TAEW_CONFIGS[config])
 
 
-def _umt5() -> nn.Module:
+def _umt5(config: str = "real") -> nn.Module:
     from vacelive.engine.text import T5_CONFIGS, UMT5Encoder
 
-    return UMT5Encoder(T5_CONFIGS["real"])
+    return UMT5Encoder(T5_CONFIGS[config])
 
 
 def _depth() -> nn.Module:
@@ -172,10 +181,11 @@ CHECKERS: dict[str, Callable[..., list[str]]] = {
     "dit": check_dit,
     "lora": check_lora,
     "vace": check_vace,
-    "vae": _checker("Wan2.1 VAE", _wan_vae),
-    "tae": _checker("TAEW2.1", _taew, fit=fit_taew_checkpoint),
-    "t5": _checker("umT5-XXL encoder", _umt5),
-    "depth": _checker("Depth Anything V2 Small", _depth),
+    "vae": _checker(("Wan2.1 VAE", _wan_vae, dict)),
+    "tae": _checker(("TAEW2.1", _taew, fit_taew_checkpoint),
+                    ("TAEW2.1, tiny config", partial(_taew, "tiny"), partial(fit_taew_checkpoint, config="tiny"))),
+    "t5": _checker(("umT5-XXL encoder", _umt5, dict), ("umT5, tiny config", partial(_umt5, "tiny"), dict)),
+    "depth": _checker(("Depth Anything V2 Small", _depth, dict)),
 }
 
 
