@@ -115,6 +115,19 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--random-weights", action="store_true",
                        help="the model's real size with random values: measure speed without weights")
 
+    plan = sub.add_parser("plan", help="how a model would be placed on N devices, from its real shapes: "
+                          "weights, KV rings, whether it fits")
+    plan.add_argument("--model", choices=("1.3B", "14B"), default="14B")
+    plan.add_argument("--devices", type=int, default=1)
+    plan.add_argument("--memory-gb", type=float, default=80.0, help="memory of each device (default: 80)")
+    plan.add_argument("--width", type=int, default=832)
+    plan.add_argument("--height", type=int, default=480)
+    plan.add_argument("--dtype", choices=("bf16", "fp16", "fp8", "fp32"), default="bf16")
+    plan.add_argument("--reserve-gb", type=float, default=8.0,
+                      help="working memory kept free on the decoding device (default: 8)")
+    plan.add_argument("--no-text-encoder", dest="text", action="store_false",
+                      help="prompts come from the prompt cache: no umT5 on any device")
+
     sources = sub.add_parser("sources", help="list what can be received now (NDI, Spout, Syphon, cameras) and its spec")
     sources.add_argument("--json", action="store_true", help="machine-readable")
     sources.add_argument("--seconds", type=float, default=2.0, help="how long to listen for NDI/Syphon (default: 2)")
@@ -234,6 +247,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_plan(args: argparse.Namespace) -> int:
+    from vacelive.engine.plan import plan_text
+
+    if args.devices < 1 or args.memory_gb <= 0:
+        print("cannot plan: --devices must be at least 1 and --memory-gb positive", file=sys.stderr)
+        return 2
+    text, fits = plan_text(args.model, args.devices, args.memory_gb, args.width, args.height, args.dtype,
+                           text=args.text, reserve_gb=args.reserve_gb)
+    print(text)
+    return 0 if fits else 1
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from vacelive.engine.bench import bench_main
 
@@ -321,7 +346,7 @@ def cmd_sources(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"run": cmd_run, "sources": cmd_sources, "doctor": doctor_main, "params": cmd_params, "presets": cmd_presets, "weights": cmd_weights,
-            "prompts": cmd_prompts, "bench": cmd_bench}
+            "prompts": cmd_prompts, "bench": cmd_bench, "plan": cmd_plan}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
