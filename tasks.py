@@ -1,8 +1,11 @@
 """Set up and run vacelive on a fresh machine with nothing but Python (Linux, macOS, Windows).
 
-    python tasks.py demo    # create .venv, install, run the engine on its defaults for 10 s -> out/demo.mp4
-    python tasks.py test    # create .venv, install with test extras, run the test suite
-    python tasks.py setup   # only create .venv and install
+    python tasks.py demo        # create .venv, install, run the engine on its defaults for 10 s -> out/demo.mp4
+                                # (input | control | output side by side)
+    python tasks.py test        # create .venv, install with test extras, run the test suite
+    python tasks.py setup       # only create .venv and install
+    python tasks.py train-tiny  # train the tiny default model again from its seed (about 45 min on
+                                # 2 CPU cores) into out/tiny-weights; extra args go to the trainer
 
 torch is installed first, pinned to the CPU-capable build these machines carry (torch==2.13.0);
 set VACELIVE_TORCH to another requirement (e.g. "torch==2.13.0" from the CUDA index) to change it.
@@ -19,7 +22,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 TORCH = os.environ.get("VACELIVE_TORCH", "torch==2.13.0")
-EXTRAS = {"demo": "", "setup": "[dev]", "test": "[dev,ndi,pose,link]"}
+DEMO_ARGS = ("--prompt", "orange shapes")
+"""The tiny model knows prompts that name a colour ("<colour> shapes"); the default prompt is for real models."""
+EXTRAS = {"demo": "", "setup": "[dev]", "test": "[dev,ndi,pose,link]", "train-tiny": ""}
 
 
 def venv_python() -> Path:
@@ -65,8 +70,11 @@ def main(argv: list[str]) -> None:
         run(python, "-m", "pytest", *argv[1:])
     elif task == "demo":
         (ROOT / "out").mkdir(exist_ok=True)
-        run(python, "-m", "vacelive.engine.cli", "run", "--frames", "240", "--sink", "file:out/demo.mp4", *argv[1:])
-        print(f"wrote {ROOT / 'out' / 'demo.mp4'}")
+        run(python, "-m", "vacelive.engine.cli", "run", "--frames", "240", "--sink", "null",
+            "--preview", "side_by_side", "--preview-sink", "file:out/demo.mp4", *DEMO_ARGS, *argv[1:])
+        print(f"wrote {ROOT / 'out' / 'demo.mp4'} (input | control | output)")
+    elif task == "train-tiny":
+        run(python, "-m", "vacelive.engine.tiny.train", "--out", "out/tiny-weights", *argv[1:])
 
 
 if __name__ == "__main__":

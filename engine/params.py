@@ -426,8 +426,8 @@ REGISTRY = Registry([
     Param("sink", L, ["null"], "Output specs (repeatable): null, file:PATH, ndi:NAME, spout:NAME, "
           "syphon:NAME, virtualcam.", applies=RELOAD, group="io"),
     # --- model ------------------------------------------------------------------------------
-    Param("model", C, "tiny", "Model config: 'tiny' is a clearly labelled random-weight demo model; "
-          "1.3B / 14B need real weights.", applies=RELOAD, group="model", choices=("tiny", "1.3B", "14B")),
+    Param("model", C, "tiny", "Model config: 'tiny' is a small model trained here on synthetic shapes "
+          "(bundled; it shows the pipeline, it is not a video model); 1.3B / 14B need real weights.", applies=RELOAD, group="model", choices=("tiny", "1.3B", "14B")),
     Param("weights_dir", S, "", "Folder with vacelive-weights.toml and the checkpoints.",
           applies=RELOAD, group="model"),
     Param("device", C, "auto", "Compute device.", applies=RELOAD, group="model",

@@ -1,9 +1,9 @@
 """The video pipeline: prompt -> causal DiT (KV cache, few steps) -> streaming VAE decode -> frames.
 
 :class:`VideoPipeline` implements the loop's :class:`~engine.generator.Generator` protocol with
-the real model code. With ``model = "tiny"`` and no weights folder it runs the tiny config of
-the same code with random weights: a clearly labelled demo whose pictures are abstract patterns,
-not video, which needs no download and runs on a CPU.
+the real model code. With ``model = "tiny"`` it runs the tiny configs of the same code: with
+the bundled weights trained on synthetic shapes (:mod:`engine.tiny`, the default, no download,
+real time on a CPU), or, given no weights manifest, with random weights (for tests).
 
 VACE (:mod:`engine.vace`) is attached to the DiT's blocks by hooks: each chunk's control frames,
 masks, reference images and keyframes steer it with ``context_scale``; a chunk without any of
@@ -31,13 +31,14 @@ from vacelive.engine.model.lora import StyleLoras, load_lora
 from vacelive.engine.params import lora_scale_name, parse_lora_entries
 from vacelive.engine.state import ParamStore
 from vacelive.engine.text import PromptCache, PromptConditioner, RandomPromptEmbeddings, make_text_encoder
+from vacelive.engine.tiny import TINY_LABEL
 from vacelive.engine.vace import VaceBranch, VaceController, attach_vace, default_vace_layers, graft_vace
 from vacelive.engine.vae import VideoAutoencoder, make_autoencoder
 
 log = logging.getLogger(__name__)
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
-TINY_LABEL = "tiny random-weight demo model (abstract patterns, not real video)"
+RANDOM_TINY_LABEL = "tiny random-weight model (abstract patterns, for tests)"
 
 
 def resolve_dtype(choice: str, device: str) -> torch.dtype:
@@ -185,7 +186,7 @@ def build_model(store: ParamStore, manifest, device: str, dtype: torch.dtype,
         return model
     if name != "tiny":
         raise FileNotFoundError(f"model {name} needs weights: give --weights-dir with its 'dit' file")
-    log.warning("using the %s", TINY_LABEL)
+    log.warning("using the %s", RANDOM_TINY_LABEL)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         model = WanModel(CONFIGS["tiny"])
@@ -204,7 +205,8 @@ def build_vae(store: ParamStore, manifest, device: str, dtype: torch.dtype,
         return make_autoencoder(kind, None, config="tiny", device=device, dtype=dtype)
     if manifest is None:
         raise FileNotFoundError(f"the {kind} autoencoder needs weights: give --weights-dir naming '{role}'")
-    return make_autoencoder(kind, manifest.path(role), config="real", device=device, dtype=dtype)
+    config = "tiny" if store.get("model") == "tiny" else "real"
+    return make_autoencoder(kind, manifest.path(role), config=config, device=device, dtype=dtype)
 
 
 def build_prompts(store: ParamStore, manifest, device: str, dtype: torch.dtype,
@@ -216,7 +218,8 @@ def build_prompts(store: ParamStore, manifest, device: str, dtype: torch.dtype,
         cfg = CONFIGS[store.get("model")]
         return PromptConditioner(RandomPromptEmbeddings(cfg.text_len, cfg.text_dim), device=device, dtype=dtype)
     if store.get("model") == "tiny":
-        encoder = make_text_encoder("tiny", device=device, dtype=dtype)
+        weights = manifest.path("t5") if manifest is not None and manifest.has("t5") else None
+        encoder = make_text_encoder("tiny", weights, device=device, dtype=dtype)
     elif manifest is not None and manifest.has("t5"):
         tokenizer = manifest.path("tokenizer") if manifest.has("tokenizer") else None
         encoder = make_text_encoder("real", manifest.path("t5"), device=device, dtype=dtype,
@@ -255,7 +258,10 @@ def build_generator(store: ParamStore, manifest, device: str, random_weights: bo
     vae = build_vae(store, manifest, device, dtype, random_weights)
     prompts = build_prompts(store, manifest, device, dtype, random_weights)
     vace = VaceController(injector, vae, store.resolve_media, width, height)
-    name = TINY_LABEL if store.get("model") == "tiny" and manifest is None else f"Wan2.1-{store.get('model')}"
+    name = f"Wan2.1-{store.get('model')}"
+    if store.get("model") == "tiny":
+        name = RANDOM_TINY_LABEL if manifest is None else TINY_LABEL
+    log.info("model: %s", name)
     return VideoPipeline(causal, vae, prompts, name=name, vace=vace, recache_by_default=is_longlive(manifest),
                          loras=loras)
 

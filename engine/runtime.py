@@ -26,14 +26,18 @@ def resolve_device(choice: str) -> str:
 
 def load_manifest(store: ParamStore):
     """The weights folder's roles (its manifest, or what its files are recognised as), checked
-    against what this run needs before anything heavy loads; ``None`` when no folder is given.
+    against what this run needs before anything heavy loads. Without a folder, the tiny model
+    uses its bundled trained weights and a real size gets ``None``.
 
     Raises ``FileNotFoundError`` naming every missing role and the fetch command that gets them,
     or a corrupt file, or a checkpoint of another model size.
     """
+    from vacelive.engine.tiny import TINY_WEIGHTS
     from vacelive.engine.weights import WeightsManifest, preflight
 
     weights_dir = store.get("weights_dir")
+    if not weights_dir and store.get("model") == "tiny":
+        weights_dir = str(TINY_WEIGHTS)  # the bundled trained tiny model
     manifest = WeightsManifest.open(weights_dir) if weights_dir else None
     for warning in preflight(store.snapshot(), manifest):
         log.warning("%s", warning)

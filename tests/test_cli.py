@@ -51,7 +51,7 @@ def test_end_to_end_run_writes_48_frames(tmp_path):
            "--osc-port", "0", "--http-port", "0", "--width", "128", "--height", "64", "--fps", "48"]
     result = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=240)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "tiny random-weight demo model" in result.stderr
+    assert "tiny model trained on synthetic shapes" in result.stderr
     with av.open(str(out)) as container:
         frames = sum(1 for _ in container.decode(video=0))
     assert frames == 48

@@ -111,7 +111,8 @@ class _SpyCache(RingKVCache):
 def test_memory_and_attention_span_stay_flat_over_200_chunks():
     model = _model()  # LongLive settings: 12 frames attended, 3 sinks
     gen = CausalGenerator(model, height=64, width=64)  # 8x8 latent, 16 tokens per frame
-    spy = _SpyCache(2, 1, 2, 32, 16, 12, 3)
+    head_dim = CONFIGS["tiny"].head_dim
+    spy = _SpyCache(2, 1, 2, head_dim, 16, 12, 3)
     spy.lengths = []
     gen.kv_cache = spy
     prompt = _prompt()
@@ -122,7 +123,7 @@ def test_memory_and_attention_span_stay_flat_over_200_chunks():
         if i == 9:
             early_max = max(spy.lengths)
     assert out.shape == (1, 16, 3, 8, 8) and torch.isfinite(out).all()
-    assert spy.nbytes == bytes0 == 2 * 2 * (12 * 16 * 2 * 32 * 4)  # layers * (k,v) * elements * fp32
+    assert spy.nbytes == bytes0 == 2 * 2 * (12 * 16 * 2 * head_dim * 4)  # layers * (k,v) * elements * fp32
     assert [t.data_ptr() for t in spy.k + spy.v] == ptrs
     assert gen.frame_index == 600 and gen.chunk_index == 200
     assert spy.frames_written == [600, 600]
@@ -215,9 +216,10 @@ def test_extras_reach_blocks_and_extras_fn_sees_embedded_tokens():
 
     gen2 = CausalGenerator(model, 32, 32)
     torch.testing.assert_close(gen2.generate_chunk(prompt, seed=9, steps=2, extras_fn=extras_fn), base, atol=0, rtol=0)
-    assert seen == [((1, 12, 64), False, 0), ((1, 12, 64), False, 0), ((1, 12, 64), True, 0)]
+    dim = CONFIGS["tiny"].dim
+    assert seen == [((1, 12, dim), False, 0), ((1, 12, dim), False, 0), ((1, 12, dim), True, 0)]
     gen3 = CausalGenerator(model, 32, 32)
-    hinted = gen3.generate_chunk(prompt, seed=9, steps=2, extras={"hint": torch.randn(1, 12, 64)})
+    hinted = gen3.generate_chunk(prompt, seed=9, steps=2, extras={"hint": torch.randn(1, 12, dim)})
     assert (hinted - base).abs().max() > 1e-3
 
 

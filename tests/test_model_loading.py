@@ -19,6 +19,8 @@ from vacelive.engine.model import (
 )
 from vacelive.engine.weights import CHECKERS, WeightFileMissing, WeightsManifest, weights_check
 
+DIM = CONFIGS["tiny"].dim
+
 
 def _model(seed: int = 0) -> WanModel:
     torch.manual_seed(seed)
@@ -66,9 +68,9 @@ def test_official_safetensors_renamed_key_is_named(tmp_path):
 
 def test_shape_mismatch_is_named(tmp_path):
     sd = dict(_model().state_dict())
-    sd["head.head.weight"] = torch.zeros(3, 64)
+    sd["head.head.weight"] = torch.zeros(3, DIM)
     save_file(sd, str(tmp_path / "w.safetensors"))
-    with pytest.raises(WeightsMismatchError, match=r"shape mismatch: head\.head\.weight is \[3, 64\]"):
+    with pytest.raises(WeightsMismatchError, match=rf"shape mismatch: head\.head\.weight is \[3, {DIM}\]"):
         load_model(tmp_path / "w.safetensors")
 
 
@@ -148,7 +150,7 @@ def test_missing_file_is_file_not_found(tmp_path):
 
 def test_lora_merge_adds_scaled_product(tmp_path):
     model = _model()
-    a, b = torch.randn(4, 64), torch.randn(64, 4)
+    a, b = torch.randn(4, DIM), torch.randn(DIM, 4)
     lora = {
         "base_model.model.blocks.1.self_attn.q.lora_A.weight": a,
         "base_model.model.blocks.1.self_attn.q.lora_B.weight": b,
@@ -195,8 +197,8 @@ def test_weights_check_good_folder(tmp_path, capsys):
     (tmp_path / "umt5-xxl").mkdir()
     (tmp_path / "umt5-xxl" / "tokenizer.json").write_text("{}")
     lora = {
-        "base_model.model.blocks.0.ffn.0.lora_A.weight": torch.zeros(4, 64),
-        "base_model.model.blocks.0.ffn.0.lora_B.weight": torch.zeros(128, 4),
+        "base_model.model.blocks.0.ffn.0.lora_A.weight": torch.zeros(4, DIM),
+        "base_model.model.blocks.0.ffn.0.lora_B.weight": torch.zeros(CONFIGS["tiny"].ffn_dim, 4),
     }
     torch.save({"generator_lora": lora, "critic_lora": {"x.lora_A.weight": torch.zeros(1)}}, tmp_path / "lora.pt")
     d = _weights_dir(
@@ -215,15 +217,15 @@ def test_weights_check_names_bad_keys_and_missing_files(tmp_path, capsys):
     sd = _renamed(_model().state_dict(), "blocks.0.norm3.weight", "blocks.0.norm_3.weight")
     save_file(sd, str(tmp_path / "dit.safetensors"))
     lora = {
-        "blocks.0.self_attn.q.lora_A.weight": torch.zeros(4, 64),
+        "blocks.0.self_attn.q.lora_A.weight": torch.zeros(4, DIM),
         "blocks.0.self_attn.q.lora_B.weight": torch.zeros(32, 4),  # wrong out size
-        "blocks.0.self_attn.x.lora_A.weight": torch.zeros(4, 64),  # no such target, no B
+        "blocks.0.self_attn.x.lora_A.weight": torch.zeros(4, DIM),  # no such target, no B
     }
     torch.save(lora, tmp_path / "lora.pt")
     d = _weights_dir(tmp_path, '[files]\ndit = "dit.safetensors"\nt5 = "t5.pth"\nlora = "lora.pt"\n')
     assert weights_check(str(d)) == 1
     out = capsys.readouterr().out
-    assert "LoRA shape mismatch: blocks.0.self_attn.q.weight gets [32, 64], model has [64, 64]" in out
+    assert f"LoRA shape mismatch: blocks.0.self_attn.q.weight gets [32, {DIM}], model has [{DIM}, {DIM}]" in out
     assert "LoRA pair incomplete for: blocks.0.self_attn.x.weight" in out
     assert "missing key: blocks.0.norm3.weight" in out
     assert "unexpected key: blocks.0.norm_3.weight" in out

@@ -71,7 +71,10 @@ def test_14b_has_40_blocks_of_dim_5120():
 
 def test_tiny_config_is_the_agreed_one():
     c = CONFIGS["tiny"]
-    assert (c.dim, c.ffn_dim, c.num_heads, c.num_layers) == (64, 128, 2, 2)
+    assert (c.dim, c.ffn_dim, c.num_heads, c.num_layers) == (128, 256, 2, 2)
+    # wider than a patch token (16 channels x 2 x 2 = 64): predicting the flow means carrying the
+    # input's noise through the blocks, which a 64-wide residual stream cannot do beside anything else
+    assert c.dim > c.in_dim * c.patch_size[1] * c.patch_size[2]
     assert (c.freq_dim, c.text_dim, c.text_len) == (32, 32, 16)
     assert (c.patch_size, c.in_dim, c.out_dim, c.eps) == ((1, 2, 2), 16, 16, 1e-6)
     assert (c.frames_per_chunk, c.sink_frames) == (3, 3)

@@ -7,7 +7,7 @@ from safetensors.torch import save_file
 
 from vacelive.engine.chunk import Chunk
 from vacelive.engine.model import CONFIGS, WanModel
-from vacelive.engine.pipeline import TINY_LABEL, build_generator
+from vacelive.engine.pipeline import RANDOM_TINY_LABEL, build_generator
 from vacelive.engine.runtime import load_manifest
 from vacelive.engine.state import ParamStore
 from vacelive.engine.vace import VaceBranch, default_vace_layers
@@ -43,7 +43,7 @@ def test_a_weights_folder_builds_the_pipeline_with_its_own_weights(tmp_path):
                        "media_dir": str(tmp_path / "media")}.items():
         store.set(key, value, live=False)
     pipeline = build_generator(store, load_manifest(store), "cpu")
-    assert pipeline.name != TINY_LABEL and "tiny" in pipeline.name
+    assert pipeline.name != RANDOM_TINY_LABEL and "tiny" in pipeline.name
     model = pipeline.causal.model
     for key, value in model.state_dict().items():  # the file's weights, not the random tiny ones
         assert torch.equal(value.float(), dit[key].float()), key

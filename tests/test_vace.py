@@ -123,7 +123,8 @@ def test_injection_errors_name_the_problem_and_leave_the_model_usable():
     base = model(x, 500.0, _prompt())
     injector = attach_vace(model, _branch(model))
     short = VaceConditioning(torch.zeros(1, 96, 2, H // 8, W // 8), 1.0, None)  # 2 latent frames for 3
-    with pytest.raises(ValueError, match=r"vace_context tokens \(1, 16, 64\) do not match the chunk's \(1, 24, 64\)"):
+    dim = CONFIGS["tiny"].dim
+    with pytest.raises(ValueError, match=rf"vace_context tokens \(1, 16, {dim}\) do not match the chunk's \(1, 24, {dim}\)"):
         model(x, 500.0, _prompt(), extras={EXTRAS_KEY: short})
     with pytest.raises(ValueError, match=r"reference images need the streaming \(KV-cached\) forward"):
         model(x, 500.0, _prompt(), extras={EXTRAS_KEY: _cond(refs=1)})  # a plain forward has no cache
@@ -179,7 +180,7 @@ def test_branch_names_and_zero_init():
     model = _model()
     branch = _branch(model, nonzero=False)
     keys = set(branch.state_dict())
-    assert "vace_patch_embedding.weight" in keys and branch.vace_patch_embedding.weight.shape == (64, 96, 1, 2, 2)
+    assert "vace_patch_embedding.weight" in keys and branch.vace_patch_embedding.weight.shape == (CONFIGS["tiny"].dim, 96, 1, 2, 2)
     assert {"vace_blocks.0.before_proj.weight", "vace_blocks.0.after_proj.bias"} <= keys
     assert {k.removeprefix("vace_blocks.0.") for k in keys if k.startswith("vace_blocks.0.")
             if "_proj." not in k} == {k.removeprefix("blocks.0.") for k in model.state_dict() if k.startswith("blocks.0.")}
@@ -427,7 +428,7 @@ def test_graft_is_strict_and_names_keys(tmp_path):
     with pytest.raises(VaceGraftError, match=r"missing key: vace_blocks\.0\.after_proj\.bias"):
         graft_vace(target, missing)
     with pytest.raises(VaceGraftError, match=r"unexpected key: vace_blocks\.1\.after_proj\.weight"):
-        graft_vace(target, {**sd, "vace_blocks.1.after_proj.weight": torch.zeros(64, 64)})
+        graft_vace(target, {**sd, "vace_blocks.1.after_proj.weight": torch.zeros(8, 8)})
     with pytest.raises(VaceGraftError, match=r"shape mismatch: vace_patch_embedding\.weight"):
         graft_vace(target, {**sd, "vace_patch_embedding.weight": torch.zeros(64, 16, 1, 2, 2)})
 

@@ -14,6 +14,7 @@ from safetensors.torch import save
 
 from tests.hub_standin import HubStandIn
 from tests.weight_files import task_bundle, tflite_bytes, tiny_dit_state
+from vacelive.engine.model import CONFIGS
 from vacelive.engine.weights import WeightsManifest, weights_check
 from vacelive.engine.weights.fetch import FetchError, fetch
 from vacelive.engine.weights.sets import ADD_ONS, SETS, WAN_T2V
@@ -34,8 +35,8 @@ def _serve_set(hub: HubStandIn, set_name: str) -> dict[str, bytes]:
         "diffusion_pytorch_model.safetensors": save(dit),
         "models/longlive_base.pt": _pt_bytes({"generator": {"model." + k: v for k, v in dit.items()}}),
         "models/lora.pt": _pt_bytes({"generator_lora": {
-            "base_model.model.blocks.0.ffn.0.lora_A.weight": torch.zeros(4, 64),
-            "base_model.model.blocks.0.ffn.0.lora_B.weight": torch.zeros(128, 4)}}),
+            "base_model.model.blocks.0.ffn.0.lora_A.weight": torch.zeros(4, CONFIGS["tiny"].dim),
+            "base_model.model.blocks.0.ffn.0.lora_B.weight": torch.zeros(CONFIGS["tiny"].ffn_dim, 4)}}),
     }
     served = {}
     for source in SETS[set_name].roles:

@@ -55,9 +55,12 @@ class WanConfig:
 CONFIGS: dict[str, WanConfig] = {
     "1.3B": WanConfig(dim=1536, ffn_dim=8960, num_heads=12, num_layers=30),
     "14B": WanConfig(dim=5120, ffn_dim=13824, num_heads=40, num_layers=40),
+    # The tiny config (the trained CPU default and the random-weight test model). Its width is
+    # twice a patch token's 64 values: the flow the model predicts carries the input's noise
+    # through the residual stream, which a 64-wide stream cannot do beside anything else.
     "tiny": WanConfig(
-        dim=64,
-        ffn_dim=128,
+        dim=128,
+        ffn_dim=256,
         num_heads=2,
         num_layers=2,
         freq_dim=32,

@@ -1,0 +1,229 @@
+"""What the tiny model does, measured on held-out synthetic clips through the engine's generator.
+
+Each measurement runs :class:`~engine.pipeline.VideoPipeline` (the generator stage of the
+engine: prompt, VACE context, causal DiT with its KV ring, streaming decode) chunk by chunk on a
+clip from :mod:`.shapes`, with control made by the engine's annotators, and compares:
+
+- **edge agreement**: the F-score of the output's edges against the input's, each edge pixel
+  counting as matched within ``EDGE_TOLERANCE`` pixels; at ``context_scale`` 1, at 0, and against
+  another clip's edges (chance);
+- **shape contrast**: the RGB distance between the output's colour inside the input's shapes and
+  just around them (a shape drawn where the control puts one; it tolerates blur), at
+  ``context_scale`` 1 and 0;
+- **change**: the mean absolute difference between the frames of two runs (control on vs
+  ``context_scale`` 0; with vs without a reference);
+- **colour**: the output's colour inside the clip's shapes (and how much redder, red minus blue,
+  the prompt "red shapes" makes them than "blue shapes"), named by the nearest palette colour,
+  against the colour the prompt names, or, with a prompt naming no colour, the reference
+  image's colour;
+- **seams**: the mean change between the last frame of a chunk and the first of the next,
+  divided by the mean change between neighbouring frames inside chunks (1 = no seam);
+- **speed**: seconds per chunk on this machine, as generated frames per second.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from vacelive.annotators import make_annotator
+from vacelive.engine.app import build_store
+from vacelive.engine.chunk import Chunk
+from vacelive.engine.pipeline import VideoPipeline, build_generator
+from vacelive.engine.weights import WeightsManifest
+
+from . import TINY_WEIGHTS
+from .shapes import NO_COLOUR_PROMPT, PALETTE, ClipSpec, prompt_for
+
+EDGE_TOLERANCE = 3
+"""Pixels within which an edge pixel of one picture counts as matched by the other's."""
+CHUNK = 12
+
+
+def edges(frame: np.ndarray) -> np.ndarray:
+    """Edge pixels (H, W) bool of an RGB frame (Canny 50/150 on a lightly blurred grey)."""
+    gray = cv2.GaussianBlur(cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY), (3, 3), 0)
+    return cv2.Canny(gray, 50, 150) > 0
+
+
+def edge_f_score(output: np.ndarray, reference: np.ndarray, tolerance: int = EDGE_TOLERANCE) -> float:
+    """F-score of the edges of frames ``output`` against those of ``reference`` (both (T, H, W, 3))."""
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * tolerance + 1, 2 * tolerance + 1))
+    matched_out = matched_ref = total_out = total_ref = 0
+    for out, ref in zip(output, reference):
+        e_out, e_ref = edges(out), edges(ref)
+        near_out = cv2.dilate(e_out.astype(np.uint8), kernel) > 0
+        near_ref = cv2.dilate(e_ref.astype(np.uint8), kernel) > 0
+        matched_out += int((e_out & near_ref).sum())
+        matched_ref += int((e_ref & near_out).sum())
+        total_out += int(e_out.sum())
+        total_ref += int(e_ref.sum())
+    precision = matched_out / max(total_out, 1)
+    recall = matched_ref / max(total_ref, 1)
+    return 0.0 if precision + recall == 0 else 2 * precision * recall / (precision + recall)
+
+
+def shape_colour(frames: np.ndarray, inside: np.ndarray) -> np.ndarray:
+    """Median RGB of ``frames`` (T, H, W, 3) over the pixels where ``inside`` (T, H, W) is true,
+    shrunk by 3 pixels so that edges do not count."""
+    kernel = np.ones((7, 7), np.uint8)
+    core = np.stack([cv2.erode(m.astype(np.uint8), kernel) > 0 for m in inside])
+    return np.median(frames[core], axis=0) if core.any() else np.zeros(3)
+
+
+def shape_contrast(frames: np.ndarray, inside: np.ndarray, ring: int = 6) -> float:
+    """How much the output differs inside the input's shapes from just around them: the RGB
+    distance between the median colour of the shapes (shrunk by 3 pixels) and of a ``ring``-pixel
+    band around them, averaged over frames. Blur-tolerant evidence of a shape where the control
+    puts one."""
+    shrink, grow = np.ones((7, 7), np.uint8), np.ones((2 * ring + 1, 2 * ring + 1), np.uint8)
+    out = []
+    for frame, mask in zip(frames, inside):
+        m = mask.astype(np.uint8)
+        core, band = cv2.erode(m, shrink) > 0, (cv2.dilate(m, grow) > 0) & ~mask
+        if core.any() and band.any():
+            out.append(float(np.linalg.norm(np.median(frame[core], axis=0) - np.median(frame[band], axis=0))))
+    return float(np.mean(out)) if out else 0.0
+
+
+def mean_change(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean absolute difference of two runs' frames (0..255)."""
+    return float(np.abs(a.astype(np.float32) - b.astype(np.float32)).mean())
+
+
+def redness(rgb: np.ndarray) -> float:
+    """Red minus blue of an RGB colour."""
+    return float(rgb[0] - rgb[2])
+
+
+def nearest_colour(rgb: np.ndarray) -> str:
+    """The palette colour nearest to ``rgb``."""
+    return min(PALETTE, key=lambda name: float(np.sum((np.array(PALETTE[name]) - rgb) ** 2)))
+
+
+def seam_ratio(chunks: list[np.ndarray]) -> float:
+    """Mean change across chunk boundaries over the mean change inside chunks."""
+    inside = [np.abs(np.diff(c.astype(np.float32), axis=0)).mean() for c in chunks]
+    across = [np.abs(b[0].astype(np.float32) - a[-1].astype(np.float32)).mean() for a, b in zip(chunks, chunks[1:])]
+    return float(np.mean(across) / max(np.mean(inside), 1e-6))
+
+
+@dataclass
+class Run:
+    """One clip through the generator: output frames per chunk and the input frames they show."""
+
+    outputs: list[np.ndarray] = field(default_factory=list)
+    inputs: list[np.ndarray] = field(default_factory=list)
+    shapes: list[np.ndarray] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)
+
+    @property
+    def output(self) -> np.ndarray:
+        return np.concatenate(self.outputs)
+
+    @property
+    def input(self) -> np.ndarray:
+        return np.concatenate(self.inputs)
+
+    @property
+    def inside(self) -> np.ndarray:
+        return np.concatenate(self.shapes)
+
+
+class TinyRunner:
+    """The tiny model's generator (bundled weights unless ``weights`` names another folder),
+    fed clips chunk by chunk. ``media`` is where reference images are written for it to load."""
+
+    def __init__(self, weights: Path = TINY_WEIGHTS, media: Path | None = None) -> None:
+        self._media = Path(tempfile.mkdtemp(prefix="vacelive-tiny-")) if media is None else media
+        self.store = build_store(overrides={"model": "tiny", "device": "cpu", "media_dir": str(self._media)})
+        self.pipeline: VideoPipeline = build_generator(self.store, WeightsManifest.open(weights), "cpu")
+        self.width, self.height = self.store.get("width"), self.store.get("height")
+
+    def run(self, spec: ClipSpec, *, chunks: int = 4, annotator: str = "edge", context_scale: float = 1.0,
+            prompt: str | None = None, reference: bool = False, seed: int = 42) -> Run:
+        """Generate ``chunks`` chunks of ``spec`` from a fresh stream; ``prompt`` defaults to the
+        clip's own, ``reference`` gives the clip's reference still as ``reference_1``."""
+        ref_path = ""
+        if reference:
+            ref_path = f"ref-{spec.colour}-{abs(hash(spec)) % 10**8}.png"
+            cv2.imwrite(str(self._media / ref_path), cv2.cvtColor(spec.reference(), cv2.COLOR_RGB2BGR))
+        self.store.update({"context_scale": context_scale, "prompt": spec.prompt if prompt is None else prompt,
+                           "reference_1": ref_path, "seed": seed, "annotator": annotator}, live=False)
+        snapshot = self.store.snapshot()
+        make = make_annotator(annotator) if annotator != "none" else None
+        self.pipeline.reset()
+        self.pipeline.causal.chunk_index = 0
+        run = Run()
+        for index in range(chunks):
+            frames = spec.frames(index * CHUNK, CHUNK)
+            control = make(frames, snapshot) if make is not None else None
+            started = time.perf_counter()
+            out = self.pipeline.generate(Chunk(index=index, epoch=0, frames=frames, control=control, masks=None,
+                                               snapshot=snapshot, captured_at=[0.0] * CHUNK))
+            run.seconds.append(time.perf_counter() - started)
+            run.outputs.append(out)
+            run.inputs.append(frames[-len(out):])
+            run.shapes.append(spec.masks(index * CHUNK, CHUNK)[-len(out):])
+        return run
+
+
+def held_out_clips(count: int, seed: int = 1234, width: int = 320, height: int = 192) -> list[ClipSpec]:
+    """Clips the training never drew (another seed than the training's)."""
+    rng = np.random.default_rng(seed)
+    return [ClipSpec.draw(rng, width, height) for _ in range(count)]
+
+
+def measure(runner: TinyRunner, clips: list[ClipSpec], chunks: int = 4) -> dict[str, float]:
+    """Every figure of the module docstring over ``clips`` (means over clips)."""
+    f_on, f_off, f_chance, seams, seconds = [], [], [], [], []
+    contrast_on, contrast_off, control_change, red_shift, reference_change = [], [], [], [], []
+    prompt_hits, ref_hits, no_ref_hits = [], [], []
+    colours = list(PALETTE)
+    for i, spec in enumerate(clips):
+        on = runner.run(spec, chunks=chunks)
+        off = runner.run(spec, chunks=chunks, context_scale=0.0)
+        other = clips[(i + 1) % len(clips)]
+        f_on.append(edge_f_score(on.output, on.input))
+        f_off.append(edge_f_score(off.output, off.input))
+        f_chance.append(edge_f_score(on.output, other.frames(CHUNK - len(on.outputs[0]), len(on.output))))
+        control_change.append(mean_change(on.output, off.output))
+        contrast_on.append(shape_contrast(on.output, on.inside))
+        contrast_off.append(shape_contrast(off.output, off.inside))
+        seams.append(seam_ratio(on.outputs))
+        seconds += on.seconds[1:]  # the first chunk of a stream is shorter
+        asked = colours[i % len(colours)] if colours[i % len(colours)] != spec.colour else colours[(i + 3) % len(colours)]
+        prompted = runner.run(spec, chunks=2, prompt=prompt_for(asked))
+        prompt_hits.append(nearest_colour(shape_colour(prompted.output, prompted.inside)) == asked)
+        with_ref = runner.run(spec, chunks=2, prompt=NO_COLOUR_PROMPT, reference=True)
+        without = runner.run(spec, chunks=2, prompt=NO_COLOUR_PROMPT)
+        reference_change.append(mean_change(with_ref.output, without.output))
+        red, blue = (runner.run(spec, chunks=2, prompt=prompt_for(c)) for c in ("red", "blue"))
+        red_shift.append(redness(shape_colour(red.output, red.inside)) - redness(shape_colour(blue.output, blue.inside)))
+        ref_hits.append(nearest_colour(shape_colour(with_ref.output, with_ref.inside)) == spec.colour)
+        no_ref_hits.append(nearest_colour(shape_colour(without.output, without.inside)) == spec.colour)
+    chunk_seconds = float(np.mean(seconds))
+    return {
+        "clips": len(clips),
+        "edge_f_control": round(float(np.mean(f_on)), 3),
+        "edge_f_scale0": round(float(np.mean(f_off)), 3),
+        "edge_f_chance": round(float(np.mean(f_chance)), 3),
+        "control_change": round(float(np.mean(control_change)), 2),
+        "shape_contrast_control": round(float(np.mean(contrast_on)), 1),
+        "shape_contrast_scale0": round(float(np.mean(contrast_off)), 1),
+        "prompt_colour_accuracy": round(float(np.mean(prompt_hits)), 3),
+        "red_prompt_shift_min": round(float(np.min(red_shift)), 1),
+        "red_prompt_shift_mean": round(float(np.mean(red_shift)), 1),
+        "reference_change": round(float(np.mean(reference_change)), 2),
+        "reference_colour_accuracy": round(float(np.mean(ref_hits)), 3),
+        "no_reference_colour_accuracy": round(float(np.mean(no_ref_hits)), 3),
+        "colour_chance": round(1 / len(PALETTE), 3),
+        "seam_ratio": round(float(np.mean(seams)), 3),
+        "chunk_seconds": round(chunk_seconds, 4),
+        "generated_fps": round(CHUNK / chunk_seconds, 1),
+    }

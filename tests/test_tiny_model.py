@@ -1,0 +1,118 @@
+"""The bundled tiny model, trained on synthetic shapes: it loads like real weights, control and
+context_scale change what it draws, the prompt's colour word colours it.
+
+Each behaviour test compares two runs of the engine's generator on held-out clips (fixed seeds).
+The thresholds come from ``python bench/bench_tiny.py`` (figures on the weights' card) with a
+margin, not from these tests. What this first trained model does not do yet (follow the control's
+edges, take a reference's colour) is written as strict expected failures: they start failing the
+day a better model makes them pass, so the marks get removed.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from vacelive.engine.app import build_store
+from vacelive.engine.pipeline import build_generator
+from vacelive.engine.runtime import load_manifest
+from vacelive.engine.tiny import TINY_LABEL, TINY_WEIGHTS
+from vacelive.engine.tiny.quality import (
+    TinyRunner,
+    edge_f_score,
+    held_out_clips,
+    mean_change,
+    redness,
+    shape_colour,
+)
+from vacelive.engine.tiny.shapes import NO_COLOUR_PROMPT, PALETTE, prompt_for
+from vacelive.engine.weights import WeightsManifest
+from vacelive.engine.weights.check import CHECKERS
+
+MAX_BUNDLE_BYTES = 20 * 2**20
+
+
+@pytest.fixture(scope="module")
+def runner(tmp_path_factory) -> TinyRunner:
+    return TinyRunner(media=tmp_path_factory.mktemp("media"))
+
+
+@pytest.fixture(scope="module")
+def clips():
+    return held_out_clips(3)
+
+
+def test_bundled_weights_are_small_and_pass_the_weights_check():
+    manifest = WeightsManifest.open(TINY_WEIGHTS)
+    assert set(manifest.files) == {"dit", "vace", "tae", "t5"}
+    assert sum(manifest.path(role).stat().st_size for role in manifest.files) <= MAX_BUNDLE_BYTES
+    for role in manifest.files:
+        assert CHECKERS[role](manifest.path(role)) == [], role
+    assert (TINY_WEIGHTS / "CARD.md").is_file()
+
+
+def test_engine_default_is_the_trained_tiny_model():
+    store = build_store(overrides={"device": "cpu"})
+    pipeline = build_generator(store, load_manifest(store), "cpu")
+    assert pipeline.name == TINY_LABEL
+    assert not pipeline.vace.injector.branch.is_zero()  # trained VACE weights, not the zero branch
+
+
+def test_control_changes_the_output_against_context_scale_0(runner, clips):
+    for clip in clips:
+        on, off = runner.run(clip, chunks=3), runner.run(clip, chunks=3, context_scale=0.0)
+        assert mean_change(on.output, off.output) > 2.0  # bench: 5.97 on average over 16 clips
+        assert mean_change(on.output, runner.run(clip, chunks=3).output) == 0.0  # same seed, same frames
+
+
+def test_the_colour_word_of_the_prompt_colours_the_shapes(runner, clips):
+    for clip in clips:
+        red = runner.run(clip, chunks=2, prompt=prompt_for("red"))
+        blue = runner.run(clip, chunks=2, prompt=prompt_for("blue"))
+        shift = redness(shape_colour(red.output, red.inside)) - redness(shape_colour(blue.output, blue.inside))
+        assert shift > 8, shift  # bench: 21.8 on average, 11.0 at least over 16 held-out clips
+
+
+@pytest.mark.xfail(strict=True, reason="the first trained tiny model draws blurry colour fields: it does not "
+                   "follow the control's edges yet (open issue: a default that does the job)")
+def test_output_follows_the_control_edges(runner, clips):
+    on = [edge_f_score(run.output, run.input) for run in (runner.run(clip, chunks=3) for clip in clips)]
+    off = [edge_f_score(run.output, run.input)
+           for run in (runner.run(clip, chunks=3, context_scale=0.0) for clip in clips)]
+    assert np.mean(on) > 0.3 and np.mean(on) > np.mean(off) + 0.15
+
+
+@pytest.mark.xfail(strict=True, reason="the first trained tiny model ignores reference images (open issue)")
+def test_a_reference_image_brings_its_colour(runner, clips):
+    for clip in clips:
+        target = np.array(PALETTE[clip.colour], np.float64)
+        with_ref = runner.run(clip, chunks=2, prompt=NO_COLOUR_PROMPT, reference=True)
+        without = runner.run(clip, chunks=2, prompt=NO_COLOUR_PROMPT)
+        near_with = np.linalg.norm(shape_colour(with_ref.output, with_ref.inside) - target)
+        near_without = np.linalg.norm(shape_colour(without.output, without.inside) - target)
+        assert near_with + 30 < near_without, (clip.colour, near_with, near_without)
+
+
+@pytest.mark.xfail(strict=True, reason="the first trained tiny model does not follow edges yet (open issue)")
+def test_demo_redraws_the_test_pattern_shapes_along_their_edges(tmp_path):
+    """The demo's command, shortened: the output panel of the side-by-side preview follows the
+    input panel's edges far better than those of the pattern half a run later."""
+    out = tmp_path / "side"
+    result = subprocess.run(
+        [sys.executable, "-m", "vacelive.engine.cli", "run", "--frames", "48", "--sink", "null",
+         "--preview", "side_by_side", "--preview-sink", f"file:{out}/", "--prompt", "orange shapes",
+         "--no-tui", "--osc-port", "0", "--http-port", "0", "--no-mdns"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=240)
+    assert result.returncode == 0, result.stderr[-2000:]
+    pictures = [cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB) for p in sorted(out.glob("*.png"))]
+    assert len(pictures) >= 36
+    height, width = pictures[0].shape[0], pictures[0].shape[1] // 3
+    below_label = slice(height // 6, height)
+    inputs = np.stack([p[below_label, :width] for p in pictures[12:]])
+    outputs = np.stack([p[below_label, 2 * width:] for p in pictures[12:]])
+    shifted = np.roll(inputs, len(inputs) // 2, axis=0)  # the same pattern, its shapes elsewhere
+    assert edge_f_score(outputs, inputs) > edge_f_score(outputs, shifted) + 0.1

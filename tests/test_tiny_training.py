@@ -1,0 +1,49 @@
+"""The tiny model's trainer: its pieces, and a few-step run whose folder the engine loads strictly."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from vacelive.engine.app import build_store
+from vacelive.engine.pipeline import build_generator
+from vacelive.engine.tiny.shapes import PALETTE, ClipSpec, box_mask
+from vacelive.engine.tiny.train import TrainSettings, ae_batch, chroma, colour_path_init, train
+from vacelive.engine.vae.taew import TAEW, TAEW_CONFIGS, _apply
+from vacelive.engine.weights import WeightsManifest
+
+
+def test_clips_are_reproducible_and_their_masks_match_the_frames():
+    a, b = (ClipSpec.draw(np.random.default_rng(5)) for _ in range(2))
+    assert a == b and np.array_equal(a.frames(3, 4), b.frames(3, 4))
+    frames, inside = a.frames(0, 2), a.masks(0, 2)
+    colour = np.array(PALETTE[a.colour])
+    assert np.abs(frames[inside].astype(int) - colour).max(axis=1).mean() < 30  # shape pixels have its colour
+    assert a.prompt == f"{a.colour} shapes"
+    mask = box_mask(np.random.default_rng(0), 3, 64, 32)
+    assert mask.shape == (3, 32, 64) and 0 < mask.mean() < 1 and (mask[0] == mask[2]).all()
+
+
+def test_colour_path_init_is_a_colour_true_autoencoder_before_any_training():
+    torch.manual_seed(0)
+    model = TAEW(TAEW_CONFIGS["tiny"])
+    colour_path_init(model)
+    x = ae_batch(np.random.default_rng(1), TrainSettings(ae_crop=96, ae_frames=12))
+    with torch.no_grad():
+        y = _apply(model.decoder, _apply(model.encoder, x, {}), {}).clamp(0, 1)
+    assert -10 * math.log10(F.mse_loss(y, x).item()) > 20
+    assert (chroma(y) - chroma(x)).abs().mean() < 0.3 * chroma(x).abs().mean()
+
+
+def test_a_few_step_run_writes_a_folder_the_engine_loads(tmp_path):
+    settings = TrainSettings(ae_steps=2, pool_clips=3, dit_steps=3, checkpoint_every=2)
+    figures = train(settings, tmp_path / "w")
+    saved = json.loads((tmp_path / "w" / "training.json").read_text())
+    assert saved["settings"]["dit_steps"] == 3 and saved["figures"] == figures
+    store = build_store(overrides={"device": "cpu", "weights_dir": str(tmp_path / "w")})
+    pipeline = build_generator(store, WeightsManifest.open(tmp_path / "w"), "cpu")
+    assert not pipeline.vace.injector.branch.is_zero()
