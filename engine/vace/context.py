@@ -29,6 +29,8 @@ from torch import Tensor
 
 from vacelive.engine.vae import StreamCache, VideoAutoencoder
 
+from .zero_stream import ZeroStreamMemo
+
 MASK_CHANNELS = 64
 SPATIAL = 8
 TEMPORAL = 4
@@ -75,28 +77,49 @@ class MaskStream:
 
 class VaceContextEncoder:
     """Builds the chunk's vace_context with its own streams: the inactive and the reactive VAE
-    encoder caches and the mask stream (never shared with the decoder or each other)."""
+    encoder caches and the mask stream (never shared with the decoder or each other). While the
+    inactive stream has only seen zeros (no mask since the last reset), its latents come from a
+    :class:`~engine.vace.zero_stream.ZeroStreamMemo`: the same values, without the encode."""
 
     def __init__(self, vae: VideoAutoencoder) -> None:
         self.vae = vae
         self.inactive_cache: StreamCache = vae.new_cache()
         self.reactive_cache: StreamCache = vae.new_cache()
         self.mask_stream = MaskStream()
+        self.zero_memo = ZeroStreamMemo(vae)
+        self._zero_chunks: int | None = 0
+        """Zero chunks answered from the memo since reset; None once the inactive stream saw frames."""
 
     def reset(self) -> None:
         """Hard cut: restart all three streams."""
         self.inactive_cache.reset()
         self.reactive_cache.reset()
         self.mask_stream.reset()
+        self._zero_chunks = 0
 
     def encode(self, frames: Tensor, mask: Tensor) -> Tensor:
         """frames [B, 3, T, H, W] in [-1, 1], mask [B, T, H, W] in [0, 1] (1 = generate)
         -> vace_context [B, 96, t, H/8, W/8] (t = 3 for a 12-frame chunk)."""
         m = (mask > 0.5).to(frames.dtype)[:, None]  # [B, 1, T, H, W]
-        inactive = self.vae.encode(frames * (1 - m), self.inactive_cache)  # [B, 16, t, h, w]
+        inactive = self._encode_inactive(frames * (1 - m))  # [B, 16, t, h, w]
         reactive = self.vae.encode(frames * m, self.reactive_cache)
         folded = self.mask_stream(mask.to(inactive))  # [B, 64, t, h, w]
         return torch.cat([inactive, reactive, folded], 1)
+
+
+    def _encode_inactive(self, inactive: Tensor) -> Tensor:
+        """The inactive stream's latents; all-zero chunks of a stream that never saw anything
+        else come from the memo (exactly what encoding them gives, at no cost)."""
+        if self._zero_chunks is not None:
+            if not inactive.any():
+                latents = self.zero_memo.latents_for(self._zero_chunks, inactive)
+                if latents is not None:
+                    self._zero_chunks += 1
+                    return latents
+            if self._zero_chunks:  # take up the stream where the remembered zero chunks left it
+                self.inactive_cache = self.zero_memo.state_after(self._zero_chunks)
+            self._zero_chunks = None
+        return self.vae.encode(inactive, self.inactive_cache)
 
 
 def reference_context(latents: Tensor) -> Tensor:
