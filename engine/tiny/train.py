@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import itertools
 import json
 import logging
 import math
@@ -180,16 +181,16 @@ def colour_path_init(model: TAEW) -> None:
             elif isinstance(block, MemBlock):
                 block.conv[-1].weight.zero_()
                 block.conv[-1].bias.zero_()
-            elif isinstance(block, (TPool, TGrow)):
-                conv, c = block.conv, block.conv.weight.shape[1] // (block.stride if isinstance(block, TPool) else 1)
-                for k in range(block.stride):
-                    for i in range(3):
-                        if isinstance(block, TPool):
-                            conv.weight[i] = 0 if k == 0 else conv.weight[i]
-                            conv.weight[i, k * c + i] = 1 / block.stride
-                        else:
-                            conv.weight[k * c + i] = 0
-                            conv.weight[k * c + i, i] = 1
+            elif isinstance(block, TPool):  # out channel i = mean over the merged frames of their channel i
+                c = block.conv.weight.shape[0]
+                block.conv.weight[:3] = 0
+                for k, i in itertools.product(range(block.stride), range(3)):
+                    block.conv.weight[i, k * c + i] = 1 / block.stride
+            elif isinstance(block, TGrow):  # every new frame's channel i = the frame's channel i
+                c = block.conv.weight.shape[1]
+                for k, i in itertools.product(range(block.stride), range(3)):
+                    block.conv.weight[k * c + i] = 0
+                    block.conv.weight[k * c + i, i] = 1
     last_encoder, first_decoder = model.encoder[-1], model.decoder[1]
     last_encoder.weight[:3] *= RGB_SCALE
     last_encoder.bias[:3] = -0.5 * RGB_SCALE
@@ -322,12 +323,12 @@ def train_dit(pool: Pool, text: Tensor, settings: TrainSettings, rng: np.random.
     """Phase 3; ``text`` holds the embeddings of ``pool.prompts`` plus, last, the colourless prompt's.
     ``checkpoint(model, branch, step)`` gets the averaged weights every ``checkpoint_every`` steps."""
     model, branch = new_dit(settings.seed)
+    ema_model, ema_branch = copy.deepcopy(model), copy.deepcopy(branch)  # before the hooks: weights only
     injector = attach_vace(model, branch)
     model.train()
     branch.train()
     params = list(model.parameters()) + list(branch.parameters())
     optimizer = torch.optim.AdamW(params, lr=settings.dit_lr, weight_decay=0.01)
-    ema_model, ema_branch = copy.deepcopy(model), copy.deepcopy(branch)
     ema_params = list(ema_model.parameters()) + list(ema_branch.parameters())
     b = settings.dit_batch
     frame_tokens = (settings.height // 16) * (settings.width // 16)
