@@ -25,7 +25,7 @@ import time
 
 import torch
 
-from vacelive.engine.model import CONFIGS, CausalGenerator, WanModel
+from vacelive.engine.model import CONFIGS, CausalGenerator, WanModel, compile_stack
 from vacelive.engine.vace import (
     EXTRAS_KEY,
     VaceBranch,
@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--vae", choices=["tae", "wan"], default="tae")
     ap.add_argument("--chunks", type=int, default=None, help="timed chunks per setting (default 10 cuda, 10 cpu)")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
-    ap.add_argument("--compile", action="store_true", help="torch.compile the base model's blocks (hooks attached)")
+    ap.add_argument("--compile", action="store_true", help="torch.compile the base and branch blocks (hooks attached)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
 
@@ -94,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     injector = attach_vace(model, branch.requires_grad_(False))
     if args.compile:
         model.compile_blocks()  # after the hooks, as the pipeline does
+        compile_stack(branch.vace_blocks)
     prompt = torch.randn(1, cfg.text_len, cfg.text_dim, device=args.device)
     warmup = -(-cfg.local_attn_frames // cfg.frames_per_chunk)
     lh, lw = height // 8, width // 8

@@ -1,41 +1,80 @@
 #!/usr/bin/env bash
-# One prepared GPU check (issue 13): correctness first (CUDA against CPU on the tiny config), then
-# the speed of the real-size 1.3B path with random weights at 832x480 in bf16: the DiT per step
-# count with the prompt re-cache cost, the VACE branch on top, and the autoencoders. Runs with the
-# GPU machine's own python3 (torch with CUDA; nothing is installed): the package folders are put
-# on the path under the vacelive namespace. Prints the GPU's name first; about 5 minutes.
+# One prepared GPU check (the GPU speed issue), about 6 minutes on a fresh GPU machine:
+#   1. correctness: the tiny config on CUDA against the CPU, and compiled against eager on CUDA;
+#   2. the matrix (bench/bench_matrix.py): 1.3B with random weights at 832x480 in bf16, steps 4/2 x
+#      VACE off/on x compile off/on x Wan VAE / TAEW, with the attention kernels at the stream's
+#      shapes, decode overlapped on a second CUDA stream, and peak memory;
+#   3. the whole engine end to end (vacelive bench): start-up, first frame, fps, glass-to-glass,
+#      peak VRAM, with depth control through VACE, compiled, TAEW; 4 then 2 steps.
+# Runs with the machine's own python3 (torch with CUDA). Wheels of the engine's other needs
+# (python-osc, PyAV, zeroconf, ...) are installed from WHEELS if that folder has them (the
+# machine has no internet); the package folders go on the path under the vacelive namespace.
+# Figures also land in $OUT (or ./out/gpu) as JSON.
 #
-#   bash bench/gpu_check.sh
+#   bash bench/gpu_check.sh            WHEELS=.gpu/wheels by default
 set -u
 cd "$(dirname "$0")/.."
+OUT=${OUT:-out/gpu}
+mkdir -p "$OUT"
+PY=${PYTHON:-python3}
+WHEELS=${WHEELS:-.gpu/wheels}
+SITE=$(mktemp -d)
+if ls "$WHEELS"/*.whl >/dev/null 2>&1; then
+  $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "$SITE" "$WHEELS"/*.whl \
+    || echo "wheel install failed: the end-to-end run may not start"
+fi
 PKG=$(mktemp -d)
 mkdir -p "$PKG/vacelive"
 for folder in engine annotators bridges; do ln -s "$PWD/$folder" "$PKG/vacelive/$folder"; done
-export PYTHONPATH="$PKG${PYTHONPATH:+:$PYTHONPATH}"
-PY=${PYTHON:-python3}
+export PYTHONPATH="$PKG:$SITE${PYTHONPATH:+:$PYTHONPATH}"
+export PYTHONUNBUFFERED=1
 
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
-$PY -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name())"
+$PY -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name(), 'cuDNN', torch.backends.cudnn.version())"
+date -u +"%Y-%m-%d %H:%M UTC"
 
-echo "== correctness: tiny config, CUDA fp32 against CPU fp32"
-timeout 60 $PY - <<'PYEOF'
+echo "== correctness: tiny config with VACE, CUDA fp32 against CPU fp32, and compiled against eager on CUDA"
+timeout 120 $PY - <<'PYEOF'
 import torch
-from vacelive.engine.model import CONFIGS, CausalGenerator, WanModel
+from vacelive.engine.model import CONFIGS, CausalGenerator, WanModel, compile_stack
+from vacelive.engine.vace import EXTRAS_KEY, VaceBranch, VaceConditioning, attach_vace, default_vace_layers
+cfg = CONFIGS["tiny"]
 torch.manual_seed(0)
-model = WanModel(CONFIGS["tiny"]).eval()
-prompt = torch.randn(1, CONFIGS["tiny"].text_len, CONFIGS["tiny"].text_dim)
-outs = {}
-for device in ("cpu", "cuda"):
-    gen = CausalGenerator(model.to(device), 128, 128)
-    outs[device] = [gen.generate_chunk(prompt.to(device), seed=1, steps=4).cpu() for _ in range(5)]
-err = max((a - b).abs().max().item() for a, b in zip(outs["cpu"], outs["cuda"]))
-print(f"max |cuda - cpu| over 5 chunks: {err:.2e}", "OK" if err < 1e-3 else "MISMATCH")
+model = WanModel(cfg).eval().requires_grad_(False)
+branch = VaceBranch(model.blocks, default_vace_layers(cfg.num_layers), cfg.dim, cfg.patch_size).eval()
+with torch.no_grad():
+    for name, p in branch.named_parameters():
+        if "_proj." in name:
+            p.normal_(0, 0.05)
+injector = attach_vace(model, branch.requires_grad_(False))
+prompt = torch.randn(1, cfg.text_len, cfg.text_dim)
+contexts = [torch.randn(1, 96, 3, 16, 16) for _ in range(6)]
+
+def stream(device):
+    model.to(device), branch.to(device)
+    injector.reset()
+    gen = CausalGenerator(model, 128, 128)
+    return [gen.generate_chunk(prompt.to(device), seed=1, steps=4,
+                               extras={EXTRAS_KEY: VaceConditioning(c.to(device), 1.0)}).cpu() for c in contexts]
+
+cpu, cuda = stream("cpu"), stream("cuda")
+err = max((a - b).abs().max().item() for a, b in zip(cpu, cuda))
+print(f"max |cuda - cpu| over 6 chunks (4 fill the ring, 2 steady): {err:.2e}", "OK" if err < 1e-3 else "MISMATCH")
+model.compile_blocks()
+compile_stack(branch.vace_blocks)
+compiled = stream("cuda")
+err = max((a - b).abs().max().item() for a, b in zip(cuda, compiled))
+print(f"max |compiled - eager| on CUDA over 6 chunks: {err:.2e}", "OK" if err < 1e-3 else "MISMATCH")
 PYEOF
 
-echo "== DiT 1.3B bf16 832x480 (random weights)"
-timeout 170 $PY bench/bench_model.py --config 1.3B --device cuda --height 480 --width 832 --steps 1 2 4 --chunks 5
-echo "== VACE branch on top (1.3B, 4 steps)"
-timeout 120 $PY bench/bench_vace.py --config 1.3B --device cuda --steps 4 --refs 0 1 --chunks 3
-echo "== autoencoders at 832x480"
-timeout 80 $PY bench/bench_vae.py --device cuda --chunks 4
-$PY -c "import torch; print(f'peak VRAM this process: n/a (each bench is its own process)')"
+echo "== the matrix: 1.3B, random weights, 832x480, bf16"
+timeout 270 $PY bench/bench_matrix.py --chunks 3 --json "$OUT/matrix.json"
+
+echo "== the whole engine: 1.3B random weights, compiled, TAEW, depth control through VACE, 4 steps"
+timeout 100 $PY -m vacelive.engine.cli bench --model 1.3B --random-weights --device cuda --compile --vae tae \
+  --annotator depth --steps 4 --seconds 12 --warmup 2 --json > "$OUT/e2e_4steps.json"
+cat "$OUT/e2e_4steps.json"
+echo "== the same at 2 steps"
+timeout 80 $PY -m vacelive.engine.cli bench --model 1.3B --random-weights --device cuda --compile --vae tae \
+  --annotator depth --steps 2 --seconds 12 --warmup 2 --json > "$OUT/e2e_2steps.json"
+cat "$OUT/e2e_2steps.json"

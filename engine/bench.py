@@ -4,7 +4,9 @@ The run uses the real engine and pipeline with the test pattern as source. Each 
 frame carries a frame counter stamped into its pixels; the generator is wrapped so that every
 output frame carries the counter of the input frame it was made from, and a measuring sink reads
 it back: glass-to-glass latency is the time from the pattern frame being read to its generated
-frame being written. Printed: output fps, latency (median, p95), the chunk time split into
+frame being written. Printed: the start-up (building the generator, its warm-up, the time to the
+first frame out), the first frame after a hard cut, output fps, latency (median, p95), the
+chunk time split into
 annotator / encode / denoise / decode / publish, the engine's own overhead per frame
 (everything but the model, the annotator and the sinks), the publisher's frame-interval jitter,
 and peak memory.
@@ -91,6 +93,9 @@ class StampRelay:
     def reset(self) -> None:
         self.inner.reset()
 
+    def warm_up(self, snapshot: dict[str, Any]) -> float:
+        return self.inner.warm_up(snapshot)
+
 
 class MeasuringSink(Sink):
     """Reads the stamp of every frame written and records its glass-to-glass latency."""
@@ -101,6 +106,7 @@ class MeasuringSink(Sink):
         self.latency_ms: list[float] = []
         self.frames = 0
         self.unreadable = 0
+        self.read_written: list[tuple[float, float]] = []  # (input read at, output written at), monotonic
 
     def open(self, width: int, height: int, fps: float) -> None:
         self.state = BridgeState.LIVE
@@ -114,6 +120,11 @@ class MeasuringSink(Sink):
             self.unreadable += 1
             return
         self.latency_ms.append((now - read_at) * 1000.0)
+        self.read_written.append((read_at, now))
+
+    def first_written_after(self, moment: float) -> float | None:
+        """When the first frame made from an input read after ``moment`` was written (monotonic)."""
+        return next((written for read_at, written in self.read_written if read_at > moment), None)
 
     def close(self) -> None:
         self.state = BridgeState.CLOSED
@@ -131,6 +142,10 @@ class BenchResult:
     annotator: str
     target_fps: float
     seconds: float
+    load_s: float  # building the generator (weights, or random values, onto the device)
+    warmup_s: float  # its warm-up (compilation, kernel selection) before the clock starts
+    first_frame_s: float | None  # from the start of the command to the first generated frame out
+    after_cut_s: float | None  # from a hard cut to the first frame of the new stream out
     output_fps: float
     generated_fps: float
     chunks: int
@@ -170,16 +185,26 @@ def run_bench(overrides: dict[str, Any], seconds: float, warmup_s: float,
     from vacelive.engine.runtime import load_manifest, resolve_device
     from vacelive import annotators
 
+    started = time.monotonic()
     store = build_store(overrides=dict(overrides, source="testpattern", sink=["null"]))
     device = resolve_device(store.get("device"))
     manifest = None if random_weights else load_manifest(store)
     generator = StampRelay(build_generator(store, manifest, device, random_weights=random_weights))
+    load_s = time.monotonic() - started
+    warmup = generator.warm_up(store.snapshot())
     width, height, fps = store.get("width"), store.get("height"), store.get("fps")
     source = StampedSource(bridges.open_source("testpattern", width=width, height=height, fps=fps))
     sink = MeasuringSink(source)
+    def make_annotator(name: str) -> Any:
+        if random_weights and name == "depth":  # the real network with random values
+            from vacelive.annotators.depth import DepthAnnotator
+            from vacelive.annotators.depth_model import VITS, DepthAnythingV2
+            return DepthAnnotator(DepthAnythingV2(VITS).eval(), device=device)
+        return annotators.make_annotator(name, weights=manifest, device=device)
+
     engine = Engine(
         store, generator, source, [sink],
-        make_annotator=lambda name: annotators.make_annotator(name, weights=manifest, device=device),
+        make_annotator=make_annotator,
         make_mask_source=lambda name: annotators.make_mask_source(name, weights=manifest,
                                                                   resolve_path=store.resolve_media),
     )
@@ -199,6 +224,13 @@ def run_bench(overrides: dict[str, Any], seconds: float, warmup_s: float,
     latency = sink.latency_ms[start_latency:]
     relay = generator.relay_ms[start_relay:]
     intervals_ms = np.asarray(engine.publisher.intervals, dtype=np.float64) * 1000.0
+    first_out = sink.read_written[0][1] if sink.read_written else None
+    cut_at = time.monotonic()
+    engine.hard_cut()
+    deadline = cut_at + max(30.0, 10 * seconds)
+    while sink.first_written_after(cut_at) is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    after_cut = sink.first_written_after(cut_at)
     engine.stop(60.0)
     split = {name: round(metrics.median_ms(name) * (CHUNK_FRAMES if name == "annotate" else 1), 2)
              for name in ("annotate", "text", "encode", "denoise", "decode", "to_frames")}
@@ -211,6 +243,9 @@ def run_bench(overrides: dict[str, Any], seconds: float, warmup_s: float,
     return BenchResult(
         model=store.get("model"), device=device, width=width, height=height, steps=store.get("steps"),
         annotator=store.get("annotator"), target_fps=fps, seconds=seconds,
+        load_s=round(load_s, 2), warmup_s=round(warmup, 2),
+        first_frame_s=round(first_out - started, 2) if first_out is not None else None,
+        after_cut_s=round(after_cut - cut_at, 3) if after_cut is not None else None,
         output_fps=round(frames / seconds, 2),
         generated_fps=round(chunks * CHUNK_FRAMES / seconds, 2),
         chunks=chunks, stalls=stalls,

@@ -25,7 +25,7 @@ import torch
 from torch import Tensor
 
 from vacelive.engine.chunk import Chunk
-from vacelive.engine.model import CONFIGS, CausalGenerator, WanModel, load_model
+from vacelive.engine.model import CONFIGS, CausalGenerator, WanModel, compile_stack, load_model
 from vacelive.engine.model.kv_cache import TextKVCache
 from vacelive.engine.model.lora import StyleLoras, load_lora
 from vacelive.engine.params import lora_scale_name, parse_lora_entries
@@ -140,16 +140,17 @@ class VideoPipeline:
         return frames
 
     def warm_up(self, snapshot) -> float:
-        """Generate two throw-away chunks (a stream's first and a later one, with control and a
-        mask when the snapshot's annotator and mask source give them) so that compilation, CUDA
-        kernel selection and the prompt's encoding happen before the clock starts, then reset to
-        a fresh stream, noise included. Returns the seconds it took."""
+        """Generate throw-away chunks until the KV ring has been full once (a stream's first
+        chunks and a steady-state one, with control and a mask when the snapshot's annotator and
+        mask source give them) so that compilation, CUDA kernel selection and the prompt's
+        encoding happen before the clock starts, then reset to a fresh stream, noise included.
+        Returns the seconds it took."""
         started = time.perf_counter()
         height, width = self.causal.latent_shape[3] * 8, self.causal.latent_shape[4] * 8
         gray = np.full((12, height, width, 3), 128, np.uint8)
         control = gray if snapshot["annotator"] != "none" else None
         masks = np.ones((12, height, width), np.float32) if snapshot["mask_source"] != "none" else None
-        for index in range(2):
+        for index in range(max(2, self.causal.chunks_to_fill)):
             self.generate(Chunk(index=index, epoch=0, frames=gray, control=control, masks=masks,
                                 snapshot=snapshot, captured_at=[0.0] * 12))
         self.reset()
@@ -230,12 +231,19 @@ def build_prompts(store: ParamStore, manifest, device: str, dtype: torch.dtype,
     return PromptConditioner(PromptCache(cache_dir, encoder), device=device, dtype=dtype)
 
 
-def build_vace_branch(model: WanModel, manifest) -> VaceBranch:
+def build_vace_branch(model: WanModel, manifest, random_weights: bool = False) -> VaceBranch:
     """The VACE branch for ``model``: ``vace_*`` grafted strictly from the manifest's ``vace``, or
-    zero projections (no effect: the honest state without VACE weights)."""
+    zero projections (no effect: the honest state without VACE weights); with ``random_weights``,
+    random projections, so that the branch runs and costs what it costs."""
     cfg = model.config
     branch = VaceBranch(model.blocks, default_vace_layers(cfg.num_layers), cfg.dim, cfg.patch_size)
-    if manifest is not None and manifest.has("vace"):
+    if random_weights:
+        with torch.random.fork_rng(devices=[]), torch.no_grad():
+            torch.manual_seed(1)
+            for name, p in branch.named_parameters():
+                if "_proj." in name:
+                    p.copy_(torch.randn(p.shape) * 0.02)
+    elif manifest is not None and manifest.has("vace"):
         graft_vace(branch, manifest.path("vace"))
         log.info("VACE weights grafted from %s", manifest.path("vace"))
     else:
@@ -249,10 +257,11 @@ def build_generator(store: ParamStore, manifest, device: str, random_weights: bo
     the model's real size with random values, to measure speed without weights)."""
     dtype = resolve_dtype(store.get("dtype"), device)
     model = build_model(store, manifest, device, dtype, random_weights)
-    injector = attach_vace(model, build_vace_branch(model, manifest))  # hooks go on before compiling
+    injector = attach_vace(model, build_vace_branch(model, manifest, random_weights))  # hooks go on before compiling
     loras = build_loras(store, model)
     if store.get("compile"):
-        model = torch.compile(model)  # type: ignore[assignment]
+        model.compile_blocks()
+        compile_stack(injector.branch.vace_blocks)
     width, height = store.get("width"), store.get("height")
     causal = CausalGenerator(model, height, width)
     vae = build_vae(store, manifest, device, dtype, random_weights)

@@ -96,7 +96,7 @@ def test_no_inputs_or_zero_scale_or_zero_weights_give_the_base_exactly():
     for want in base:
         out = gen.generate_chunk(prompt, seed=7, steps=2, extras={EXTRAS_KEY: _cond(1.5, refs=2)})
         torch.testing.assert_close(out, want, atol=0, rtol=0)
-    assert zero.kv_cache is not None and zero.kv_cache.frames_written == [6]
+    assert zero.kv_cache is not None and zero.kv_cache.frames_written == 6
 
 
 def test_hints_change_the_output_and_the_residual_is_linear_in_scale():
@@ -171,7 +171,7 @@ def test_branch_streams_with_the_base_cache_rules(local, sink):
         model(torch.randn_like(x[:, :, part]), 800.0, prompt, kv_cache=cache, start_frame=3 * c, extras=extras)
         out = model(x[:, :, part], 300.0, prompt, kv_cache=cache, start_frame=3 * c, write_cache=True, extras=extras)
         torch.testing.assert_close(out, full[:, :, part], atol=2e-5, rtol=0)
-    assert injector.kv_cache.frames_written == [3 * chunks]
+    assert injector.kv_cache.frames_written == 3 * chunks
     plain = model(x, 300.0, prompt, attn_mask=mask)
     assert (plain - full).abs().max() > 1e-3
 
@@ -199,7 +199,7 @@ def test_references_stay_out_of_the_chunk_and_its_cache():
     with_refs = gen.generate_chunk(_prompt(), seed=7, steps=2, extras={EXTRAS_KEY: _cond(refs=3)})
     assert with_refs.shape == plain.shape == (1, 16, 3, H // 8, W // 8)
     assert (with_refs - plain).abs().max() > 1e-4  # the references condition the chunk
-    assert injector.kv_cache.frames_written == [3]  # only the chunk's frames are cached
+    assert injector.kv_cache.frames_written == 3  # only the chunk's frames are cached
 
 
 def test_fold_mask_by_hand():
@@ -459,9 +459,9 @@ def test_pipeline_end_to_end_with_control_mask_refs(tmp_path):
     pipe.vace.slots["reference_1"].value = "stale"  # force a reload attempt of the removed file
     assert pipe.generate(_chunk(store.snapshot(), 9, size=(64, 64))).shape == (12, 64, 64, 3)
     assert pipe.mode == "r2v+control+inpaint" and "reference_1" in pipe.vace.errors[0]
-    assert injector.kv_cache.frames_written == [9]
+    assert injector.kv_cache.frames_written == 9
     pipe.reset()
-    assert injector.kv_cache.frames_written == [0] and pipe.vace.encoder.inactive_cache.position == 0
+    assert injector.kv_cache.frames_written == 0 and pipe.vace.encoder.inactive_cache.position == 0
     assert pipe.generate(_chunk(store.snapshot(), 2, size=(64, 64))).shape == (9, 64, 64, 3)
 
 

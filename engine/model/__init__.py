@@ -6,7 +6,7 @@ from .block import WanBlock
 from .causal import CausalGenerator
 from .config import CONFIGS, WanConfig
 from .context import BlockContext
-from .kv_cache import RingKVCache, TextKVCache
+from .kv_cache import RingKVCache, RingPlan, TextKVCache, attend_ring
 from .loading import (
     WeightsMismatchError,
     from_diffusers,
@@ -18,7 +18,7 @@ from .loading import (
     to_diffusers,
 )
 from .lora import LORA_FORMATS, StyleLora, StyleLoras, detect_format, load_lora, parse_lora
-from .model import WanModel
+from .model import WanModel, compile_stack
 
 __all__ = [
     "BlockContext",
@@ -26,6 +26,7 @@ __all__ = [
     "CausalGenerator",
     "LORA_FORMATS",
     "RingKVCache",
+    "RingPlan",
     "StyleLora",
     "StyleLoras",
     "TextKVCache",
@@ -33,7 +34,9 @@ __all__ = [
     "WanConfig",
     "WanModel",
     "WeightsMismatchError",
+    "attend_ring",
     "block_causal_mask",
+    "compile_stack",
     "detect_format",
     "from_diffusers",
     "load_into",

@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .context import BlockContext
+from .kv_cache import attend_ring
 from .rope import apply_rope
 
 
@@ -60,14 +61,14 @@ class SelfAttention(_Projections):
         cos, sin = ctx.rope
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
         q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)  # [B, H, N, D]
-        if ctx.kv_cache is not None:
-            k, v = ctx.kv_cache.update(ctx.layer, k, v, commit=ctx.write_cache)
-        out = F.scaled_dot_product_attention(q, k.to(q.dtype), v.to(q.dtype), attn_mask=ctx.attn_mask)
+        if ctx.layer_kv is not None:
+            k, v = attend_ring(ctx.layer_kv, k, v, ctx.plan)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=ctx.attn_mask)
         return self.o(out.transpose(1, 2).flatten(2))
 
 
 class CrossAttention(_Projections):
-    """Text cross-attention (Wan's T2V cross-attention); K/V come from ``ctx.cross_kv``."""
+    """Text cross-attention (Wan's T2V cross-attention); K/V come from ``ctx.layer_cross``."""
 
     def project_context(self, context: Tensor) -> tuple[Tensor, Tensor]:
         """context [B, L, dim] -> K, V [B, heads, L, head_dim]."""
@@ -79,7 +80,7 @@ class CrossAttention(_Projections):
     def forward(self, x: Tensor, ctx: BlockContext) -> Tensor:
         """x [B, N, dim] (weight dtype) -> [B, N, dim]."""
         q = self.norm_q(self.q(x)).unflatten(-1, (self.num_heads, -1)).transpose(1, 2)
-        k, v = ctx.cross_kv(self)
+        k, v = ctx.layer_cross
         out = F.scaled_dot_product_attention(q, k, v)
         return self.o(out.transpose(1, 2).flatten(2))
 

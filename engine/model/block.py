@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, Callable
+
 import torch
 from torch import Tensor, nn
 
@@ -17,7 +19,14 @@ class WanBlock(nn.Module):
     The six modulation vectors (``modulation`` [1, 6, dim] + ``ctx.e`` [B, F, 6, dim]) are, in
     order, shift/scale/gate of the attention branch then shift/scale/gate of the FFN branch;
     they apply per latent frame, so frames of one call may carry different timesteps.
+
+    :meth:`compile` gives the block a ``torch.compile(fullgraph=True)`` twin of its forward,
+    used once the KV ring is full (the stream's steady state: static shapes, one graph for every
+    block of the class); the chunks that fill the ring after a cut, cache-less passes and masked
+    reference passes run eagerly. Hooks (VACE) stay outside the graph, in the module call.
     """
+
+    compiled: Callable[[Tensor, BlockContext], Tensor] | None = None
 
     def __init__(self, config: WanConfig) -> None:
         super().__init__()
@@ -32,7 +41,19 @@ class WanBlock(nn.Module):
         )
         self.modulation = nn.Parameter(torch.randn(1, 6, dim) / dim**0.5)
 
+    def compile(self, *args: Any, **kwargs: Any) -> None:
+        """Compile the forward as one graph (``fullgraph=True``); kwargs go to ``torch.compile``
+        (e.g. ``mode="max-autotune-no-cudagraphs"``). State-dict keys are unchanged."""
+        self.compiled = torch.compile(self.run, *args, fullgraph=True, **kwargs)
+
     def forward(self, x: Tensor, ctx: BlockContext) -> Tensor:
+        """x [B, N, dim] float32 -> [B, N, dim] float32 (compiled in the steady state, if compiled)."""
+        if self.compiled is not None and ctx.plan is not None and ctx.plan.full:
+            return self.compiled(x, ctx)
+        return self.run(x, ctx)
+
+    def run(self, x: Tensor, ctx: BlockContext) -> Tensor:
+        """The block's computation (eager)."""
         frames = ctx.grid[0]
         dtype = self.self_attn.q.weight.dtype
         mod = self.modulation.float().unsqueeze(1) + ctx.e  # [B, F, 6, dim]

@@ -43,6 +43,11 @@ class CausalGenerator:
     def device(self) -> torch.device:
         return self.model.patch_embedding.weight.device
 
+    @property
+    def chunks_to_fill(self) -> int:
+        """Chunks after a cut until the KV ring is full (from then on shapes stay fixed)."""
+        return -(-self.kv_cache.capacity // self.latent_shape[2])
+
     def reset(self) -> None:
         """Hard cut: forget the cached frames and restart RoPE positions at frame 0."""
         self.kv_cache.reset()
@@ -74,16 +79,16 @@ class CausalGenerator:
         chunks = [(start, x0) for start, x0 in self.window if start >= cache.sink_frames]
         if not chunks:
             return 0
-        written = cache.frames_written[0]
+        written = cache.frames_written
         rewritten = sum(x0.shape[2] for _, x0 in chunks)
         if chunks[0][0] != written - rewritten:
             raise RuntimeError("re-cache needs the ring to hold whole chunks (sinks and window multiples of 3)")
-        cache.frames_written = [cache.sink_frames] * cache.num_layers  # rewrite from the first ring slot
+        cache.frames_written = cache.sink_frames  # rewrite from the first ring slot
         cache.shift = 0
         for start, x0 in chunks:
             self.model(x0, 0.0, text_context, kv_cache=cache, text_cache=self.text_cache, start_frame=start,
                        write_cache=True)
-        cache.frames_written = [written] * cache.num_layers
+        cache.frames_written = written
         cache.shift = (rewritten - (written - cache.sink_frames)) % cache.ring_frames
         return rewritten
 

@@ -1,7 +1,9 @@
-"""Caches for streaming inference: the self-attention KV ring and the per-prompt text K/V cache."""
+"""Caches for streaming inference: the self-attention KV ring (with the per-forward plan that lets
+the blocks compile whole) and the per-prompt text K/V cache."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Callable, TypeVar
 
 import torch
@@ -10,8 +12,46 @@ from torch import Tensor
 T = TypeVar("T")
 
 
+@dataclass(frozen=True)
+class RingPlan:
+    """Where one forward's chunk goes in a :class:`RingKVCache`, worked out once per forward.
+
+    Every layer writes its K/V to the same ``slots`` and attends to the first ``valid`` frames
+    of its buffers, so the blocks do no slot arithmetic: they index with a tensor and slice with
+    an int, which ``torch.compile(fullgraph=True)`` traces without a break. ``prefix_tokens``
+    leading tokens of the chunk's K/V (the VACE branch's reference frames) are attended to in
+    front of the ring and never written to it.
+    """
+
+    slots: Tensor  # [F] long, on the cache's device: the buffer slot of each frame of the chunk
+    valid: int  # frames of the buffer attended to (sinks + ring), the chunk included
+    full: bool  # the window is full: shapes no longer change (the steady state of a stream)
+    prefix_tokens: int = 0  # leading K/V tokens attended to but not cached (references)
+
+
+def attend_ring(buffers: tuple[Tensor, Tensor], k: Tensor, v: Tensor, plan: RingPlan) -> tuple[Tensor, Tensor]:
+    """Write a chunk's K/V into one layer's ring buffers and return the K/V to attend to.
+
+    buffers: that layer's (K, V) [B, heads, capacity, frame_tokens, head_dim] (written in place);
+    k, v: [B, heads, prefix + F*frame_tokens, head_dim] -> [B, heads, prefix + valid*frame_tokens, head_dim].
+    Pure tensor code (no Python branching on the cache's state), so it compiles into the block.
+    """
+    buf_k, buf_v = buffers
+    n = plan.prefix_tokens
+    frames = plan.slots.shape[0]
+    chunk_k = k[:, :, n:].unflatten(2, (frames, -1)).to(buf_k.dtype)  # [B, H, F, S, D]
+    chunk_v = v[:, :, n:].unflatten(2, (frames, -1)).to(buf_v.dtype)
+    buf_k.index_copy_(2, plan.slots, chunk_k)
+    buf_v.index_copy_(2, plan.slots, chunk_v)
+    ring_k = buf_k[:, :, :plan.valid].flatten(2, 3).to(k.dtype)
+    ring_v = buf_v[:, :, :plan.valid].flatten(2, 3).to(v.dtype)
+    if n == 0:
+        return ring_k, ring_v
+    return torch.cat([k[:, :, :n], ring_k], 2), torch.cat([v[:, :, :n], ring_v], 2)
+
+
 class RingKVCache:
-    """Fixed-size self-attention cache of a stack of blocks, keyed by layer index.
+    """Fixed-size self-attention cache of a stack of blocks, one buffer pair per layer.
 
     Each layer owns a preallocated buffer of ``local_attn_frames`` latent frames
     ([B, heads, frames, frame_tokens, head_dim] for K and for V). The first ``sink_frames``
@@ -21,9 +61,10 @@ class RingKVCache:
     does not matter to attention and nothing is ever shifted or reallocated.
 
     A chunk attends to: the sink frames + the last ``local_attn_frames - sink_frames`` frames
-    ending with itself. Passes with ``commit=False`` (denoising steps) write the chunk into the
-    slots it will occupy (those slots held frames that just left the window) without advancing;
-    a pass with ``commit=True`` (the clean t=0 pass) writes and advances.
+    ending with itself. A forward asks for a :class:`RingPlan` once (:meth:`plan`), every layer
+    writes the chunk into the slots it will occupy (those slots held frames that just left the
+    window) with :func:`attend_ring`, and a pass that commits (the clean t=0 pass) then calls
+    :meth:`commit`; denoising steps do not, so they overwrite the same slots.
 
     Any stack of blocks may own an instance (the VACE branch has its own); ``reset()`` is a hard
     cut. ``shift`` rotates the ring's slot assignment: a prompt re-cache
@@ -52,7 +93,7 @@ class RingKVCache:
         shape = (batch_size, num_heads, local_attn_frames, frame_tokens, head_dim)
         self.k = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(num_layers)]
         self.v = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(num_layers)]
-        self.frames_written = [0] * num_layers  # committed frames per layer since reset
+        self.frames_written = 0  # committed frames since reset
         self.shift = 0
 
     @property
@@ -62,7 +103,7 @@ class RingKVCache:
 
     def reset(self) -> None:
         """Forget everything (hard cut); memory is kept and reused."""
-        self.frames_written = [0] * self.num_layers
+        self.frames_written = 0
         self.shift = 0
 
     @property
@@ -76,40 +117,28 @@ class RingKVCache:
             return frame
         return self.sink_frames + (frame - self.sink_frames + self.shift) % self.ring_frames
 
-    def _runs(self, start: int, num_frames: int) -> list[tuple[int, int, int]]:
-        """(offset in chunk, first slot, length) runs of consecutive slots for frames
-        start..start+num_frames-1 (split where the sinks end or the ring wraps)."""
-        runs: list[tuple[int, int, int]] = []
-        for i in range(num_frames):
-            slot = self.slot(start + i)
-            if runs and runs[-1][1] + runs[-1][2] == slot:
-                runs[-1] = (runs[-1][0], runs[-1][1], runs[-1][2] + 1)
-            else:
-                runs.append((i, slot, 1))
-        return runs
+    def layer(self, index: int) -> tuple[Tensor, Tensor]:
+        """Layer ``index``'s (K, V) buffers, for :func:`attend_ring`."""
+        return self.k[index], self.v[index]
 
-    @torch.compiler.disable
-    def update(self, layer: int, k: Tensor, v: Tensor, commit: bool) -> tuple[Tensor, Tensor]:
-        """Write a chunk's K/V [B, heads, F*frame_tokens, head_dim] for ``layer`` and return the
-        K/V to attend to, [B, heads, valid_frames*frame_tokens, head_dim] (views, no copy).
-
-        Kept out of ``torch.compile`` graphs (Python bookkeeping); blocks compile around it."""
-        num_frames = k.shape[2] // self.frame_tokens
-        if num_frames * self.frame_tokens != k.shape[2]:
-            raise ValueError(f"{k.shape[2]} tokens is not a whole number of {self.frame_tokens}-token frames")
-        if num_frames > self.capacity - self.sink_frames:
+    def plan(self, num_tokens: int, prefix_tokens: int = 0) -> RingPlan:
+        """The slots and attended span of the next chunk of ``num_tokens`` tokens (after
+        ``prefix_tokens`` uncached leading tokens)."""
+        num_frames = num_tokens // self.frame_tokens
+        if num_frames * self.frame_tokens != num_tokens:
+            raise ValueError(f"{num_tokens} tokens is not a whole number of {self.frame_tokens}-token frames")
+        if num_frames > self.ring_frames:
             raise ValueError(f"chunk of {num_frames} frames does not fit the ring of the cache")
-        start = self.frames_written[layer]
-        k = k.unflatten(2, (num_frames, self.frame_tokens))  # [B, H, F, S, D]
-        v = v.unflatten(2, (num_frames, self.frame_tokens))
-        buf_k, buf_v = self.k[layer], self.v[layer]
-        for offset, slot, length in self._runs(start, num_frames):
-            buf_k[:, :, slot:slot + length].copy_(k[:, :, offset:offset + length])
-            buf_v[:, :, slot:slot + length].copy_(v[:, :, offset:offset + length])
-        if commit:
-            self.frames_written[layer] = start + num_frames
+        start = self.frames_written
+        slots = [self.slot(start + i) for i in range(num_frames)]
+        device = self.k[0].device
         valid = min(start + num_frames, self.capacity)
-        return buf_k[:, :, :valid].flatten(2, 3), buf_v[:, :, :valid].flatten(2, 3)
+        return RingPlan(torch.tensor(slots, dtype=torch.long).to(device, non_blocking=True),
+                        valid, valid == self.capacity, prefix_tokens)
+
+    def commit(self, num_frames: int) -> None:
+        """Advance past a chunk of ``num_frames`` frames written under the last plan."""
+        self.frames_written += num_frames
 
 
 class TextKVCache:

@@ -18,6 +18,19 @@ from .kv_cache import RingKVCache, TextKVCache
 from .rope import Rope3D
 
 
+def compile_stack(blocks: nn.ModuleList, **kwargs: Any) -> None:
+    """Compile a stack of blocks for the stream's steady state (see :meth:`WanBlock.compile`).
+
+    The blocks share one forward and read their own tensors from the context, so they share
+    their graphs: a recompile happens only for a new shape (e.g. VACE references) or dtype.
+    Dynamo's recompile limit is raised a little so such variants never fall back to eager."""
+    import torch._dynamo
+
+    torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 16)
+    for block in blocks:
+        block.compile(**kwargs)
+
+
 def sinusoidal_embedding(dim: int, position: Tensor) -> Tensor:
     """Wan's 1D sinusoidal embedding: [..] positions -> [.., dim] as cat(cos, sin), float32."""
     half = dim // 2
@@ -72,21 +85,8 @@ class WanModel(nn.Module):
         self.rope = Rope3D(config.head_dim)
 
     def compile_blocks(self, **kwargs: Any) -> None:
-        """``torch.compile`` every block in place (state-dict keys unchanged); kwargs go to
-        ``torch.compile`` (e.g. ``mode="max-autotune-no-cudagraphs"``). The KV-cache update is a
-        graph break, so each block compiles into a pre- and a post-attention-cache graph.
-
-        The blocks share one forward (one code object), and each block's graphs are guarded on
-        its own weights and layer index: dynamo's recompile limit (8 by default) is raised to hold
-        every block's entries, or the blocks past the limit would silently run eagerly."""
-        import torch._dynamo
-
-        entries = 4 * len(self.blocks)  # pre- and post-cache graphs, denoising and cache-writing passes
-        torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, entries)
-        torch._dynamo.config.accumulated_recompile_limit = max(
-            torch._dynamo.config.accumulated_recompile_limit, 4 * entries)
-        for block in self.blocks:
-            block.compile(**kwargs)
+        """Compile every block (see :meth:`WanBlock.compile`); kwargs go to ``torch.compile``."""
+        compile_stack(self.blocks, **kwargs)
 
     def new_kv_cache(self, batch_size: int, frame_tokens: int) -> RingKVCache:
         """A ring cache sized for this model's blocks and causal settings (device/dtype of the weights)."""
@@ -152,15 +152,18 @@ class WanModel(nn.Module):
             e=e0, timestep=t, grid=grid, start_frame=start_frame,
             rope=self.rope.cos_sin(start_frame, grid, p.device),
             context=context, prompt=prompt, text_cache=text_cache, kv_cache=kv_cache,
+            plan=kv_cache.plan(tokens.shape[1]) if kv_cache is not None else None,
             write_cache=write_cache, attn_mask=attn_mask, x_embedded=tokens,
             extras={} if extras is None else extras,
         )
         if extras_fn is not None:
             extras_fn(ctx)
+        cross = ctx.stack_cross_kv(self, self.blocks)
         h = tokens
         for i, block in enumerate(self.blocks):
-            ctx.layer = i
-            h = block(h, ctx)
+            h = block(h, ctx.enter_layer(i, cross))
+        if kv_cache is not None and write_cache:
+            kv_cache.commit(grid[0])
         out = self.head(h, e)  # [B, N, out*prod(patch)]
         pf, ph, pw = cfg.patch_size
         return rearrange(

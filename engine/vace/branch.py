@@ -93,19 +93,21 @@ class VaceBranch(nn.Module):
         """
         dtype = self.vace_patch_embedding.weight.dtype
         c = self.vace_blocks[0].before_proj(c.to(dtype)).float() + x
+        cross = ctx.stack_cross_kv(self, self.vace_blocks)
         out = []
         for i, block in enumerate(self.vace_blocks):
-            ctx.layer = i
-            c = block(c, ctx)
+            c = block(c, ctx.enter_layer(i, cross))
             out.append(block.after_proj(c.to(dtype)).float())
         return out
 
 
 def _bare_copy(block: nn.Module) -> nn.Module:
-    """A deep copy of ``block`` without the hooks registered on it (e.g. an attached injector)."""
+    """A deep copy of ``block`` without the hooks registered on it (e.g. an attached injector)
+    and without its compiled twin (``WanBlock.compile``), which is bound to the original."""
     hooks = (block._forward_hooks, block._forward_hooks_with_kwargs, block._forward_hooks_always_called,
              block._forward_pre_hooks, block._forward_pre_hooks_with_kwargs)
     saved = [dict(h) for h in hooks]
+    compiled = block.__dict__.pop("compiled", None)
     for h in hooks:
         h.clear()
     try:
@@ -113,3 +115,5 @@ def _bare_copy(block: nn.Module) -> nn.Module:
     finally:
         for h, s in zip(hooks, saved):
             h.update(s)
+        if compiled is not None:
+            block.compiled = compiled

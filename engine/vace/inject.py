@@ -23,7 +23,7 @@ stream's frame 0, as VACE puts them before the video), carry the chunk's first-f
 modulation, and use the base's patch embedding of their clean latent as ``x`` (zeros for a
 model without ``patch_embedding``). The chunk's
 frames use the base's own positions and cache. The references' K/V are recomputed each forward
-and never written to the cache (:class:`ReferenceKVCache`); only the chunk's tokens' hints are
+and never written to the cache (the branch's ring plan counts them as ``prefix_tokens``); only the chunk's tokens' hints are
 added to the base, so the base chunk stays exactly 3 latent frames.
 """
 
@@ -56,26 +56,6 @@ class VaceConditioning:
     context: Tensor  # [B, 96, F, h, w] the chunk's vace_context (F = 3 latent frames)
     scale: float  # context_scale; 0 skips the branch
     references: Tensor | None = None  # [B, 96, R, h, w] reference entries (R2V), or None
-
-
-class ReferenceKVCache:
-    """The branch's self-attention cache: a :class:`RingKVCache` for the chunk frames, with the
-    current forward's reference K/V placed in front (recomputed each forward, never stored).
-
-    Same ``update`` contract as the ring, for a sequence ``[reference tokens, chunk tokens]``.
-    """
-
-    def __init__(self, ring: RingKVCache, reference_tokens: int) -> None:
-        self.ring = ring
-        self.reference_tokens = reference_tokens
-
-    def update(self, layer: int, k: Tensor, v: Tensor, commit: bool) -> tuple[Tensor, Tensor]:
-        """k, v [B, heads, R_tokens + chunk_tokens, head_dim] -> K/V to attend to."""
-        n = self.reference_tokens
-        ring_k, ring_v = self.ring.update(layer, k[:, :, n:], v[:, :, n:], commit)
-        if n == 0:
-            return ring_k, ring_v
-        return torch.cat([k[:, :, :n], ring_k.to(k.dtype)], 2), torch.cat([v[:, :, :n], ring_v.to(v.dtype)], 2)
 
 
 class VaceInjector:
@@ -145,13 +125,16 @@ class VaceInjector:
             x_ref = self.embed_latents(latents) if self.embed_latents is not None else torch.zeros_like(c_ref)
             c, x = torch.cat([c_ref, c], 1), torch.cat([x_ref, x], 1)
         ctx.extras[HINTS_KEY] = [h[:, n_ref:] for h in self.branch.hints(c, x, vctx)]
+        if vctx.kv_cache is not None and ctx.write_cache:
+            vctx.kv_cache.commit(ctx.grid[0])
 
     def _branch_context(self, ctx: BlockContext, cond: VaceConditioning) -> tuple[BlockContext, int]:
         """The branch's context (own cache, references in front) and the reference token count."""
         kv = self._ring_like(ctx.kv_cache) if ctx.kv_cache is not None else None
         refs = cond.references
         if refs is None or refs.shape[2] == 0:
-            return dataclasses.replace(ctx, kv_cache=kv, extras={}, x_embedded=None), 0
+            plan = kv.plan(ctx.x_embedded.shape[1]) if kv is not None else None
+            return dataclasses.replace(ctx, kv_cache=kv, plan=plan, extras={}, x_embedded=None), 0
         if kv is None:
             raise ValueError("VACE reference images need the streaming (KV-cached) forward")
         r = refs.shape[2]
@@ -165,7 +148,8 @@ class VaceInjector:
             timestep=torch.cat([ctx.timestep[:, :1].expand(-1, r), ctx.timestep], 1),  # [B, R+F]
             grid=(r + f, h, w),
             rope=(torch.cat([ref_cos, cos]), torch.cat([ref_sin, sin])),
-            kv_cache=ReferenceKVCache(kv, n_ref),
+            kv_cache=kv,
+            plan=kv.plan(ctx.x_embedded.shape[1], prefix_tokens=n_ref),
             extras={},
             x_embedded=None,
         )
