@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from contextlib import nullcontext
 from typing import Any
 
 import cv2
@@ -71,6 +72,11 @@ class DepthAnnotator(Annotator):
         self.range = DepthRange()
         self._mean = torch.tensor(IMAGENET_MEAN, device=self.device).view(1, 3, 1, 1) * 255
         self._std = torch.tensor(IMAGENET_STD, device=self.device).view(1, 3, 1, 1) * 255
+        # on a GPU the network runs on a stream of its own: its waits are for its own work, not
+        # for the generator's kernels queued on the default stream by another thread
+        self.stream = torch.cuda.Stream(self.device) if self.device.type == "cuda" else None
+        if self.stream is not None:
+            torch.cuda.current_stream(self.device).synchronize()  # weights in place before its first use
 
     def reset(self) -> None:
         """Forget the running depth range."""
@@ -93,6 +99,10 @@ class DepthAnnotator(Annotator):
         return self.model(x).float()
 
     def __call__(self, frames: np.ndarray, settings: Mapping[str, Any]) -> np.ndarray:
+        with torch.cuda.stream(self.stream) if self.stream is not None else nullcontext():
+            return self._annotate(frames, settings)
+
+    def _annotate(self, frames: np.ndarray, settings: Mapping[str, Any]) -> np.ndarray:
         check_frames(frames)
         smoothing = get_float(settings, "depth_smoothing")
         depth = self.predict(frames)

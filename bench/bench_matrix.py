@@ -1,7 +1,8 @@
 """The GPU speed matrix in one process: steps x VACE x compile x autoencoder, one table.
 
 Usage: python bench/bench_matrix.py [--config 1.3B] [--device cuda] [--height 480 --width 832]
-       [--steps 4 2] [--chunks 3] [--no-compile] [--json FILE]
+       [--steps 4 2] [--chunks 3] [--attention auto|cudnn|flash|efficient] [--no-compile | --compiled-only]
+       [--json FILE]
 
 Random weights (VACE projections too, so the branch really runs), bf16 on a GPU (fp32 on a CPU,
 where ``--config tiny`` or a small size keeps it short). The model and both autoencoders are
@@ -36,6 +37,7 @@ import torch.nn.functional as F
 from vacelive.annotators.depth import DepthAnnotator
 from vacelive.annotators.depth_model import VITS, DepthAnythingV2
 from vacelive.engine.model import CONFIGS, CausalGenerator, WanModel, compile_stack
+from vacelive.engine.model.attention import ATTENTION_CHOICES
 from vacelive.engine.vace import EXTRAS_KEY, VaceBranch, VaceConditioning, attach_vace, default_vace_layers
 from vacelive.engine.vae import TAEW, TAEW_CONFIGS, WAN_VAE_CONFIGS, WanVAE
 
@@ -91,7 +93,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--width", type=int, default=832 if has_cuda else 160)
     ap.add_argument("--steps", type=int, nargs="+", default=[4, 2])
     ap.add_argument("--chunks", type=int, default=3, help="timed chunks per setting (median)")
+    ap.add_argument("--attention", choices=ATTENTION_CHOICES, default="auto", help="SDPA kernels (as the engine's "
+                    "'attention' parameter); with another than flash, the eager output is compared with flash's")
     ap.add_argument("--no-compile", dest="compile", action="store_false", help="eager rows only")
+    ap.add_argument("--compiled-only", action="store_true", help="compiled rows only")
     ap.add_argument("--json", type=Path, help="also write the figures to this file")
     args = ap.parse_args(argv)
 
@@ -151,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         figures["autoencoders_ms"], figures["depth_ms_per_chunk"] = per_vae, annotate
 
         def denoise_ms(steps: int, vace: bool, overlap_vae: str | None = None) -> float:
-            gen = CausalGenerator(model, args.height, args.width)
+            gen = CausalGenerator(model, args.height, args.width, attention=args.attention)
             injector.reset()
             extras = {EXTRAS_KEY: VaceConditioning(context, 1.0)} if vace else None
             for _ in range(gen.chunks_to_fill):
@@ -174,17 +179,25 @@ def main(argv: list[str] | None = None) -> int:
                 torch.cuda.current_stream().wait_stream(side)
             return _median_ms(both, device, args.chunks)
 
-        def steady_chunk() -> torch.Tensor:
+        def steady_chunk(attention: str = args.attention) -> torch.Tensor:
             """The first steady-state chunk of a stream with VACE (4 steps)."""
-            gen = CausalGenerator(model, args.height, args.width)
+            gen = CausalGenerator(model, args.height, args.width, attention=attention)
             injector.reset()
             extras = {EXTRAS_KEY: VaceConditioning(context, 1.0)}
             for _ in range(gen.chunks_to_fill + 1):
                 out = gen.generate_chunk(prompt, seed=0, steps=4, extras=extras)
             return out.float()
 
-        modes = [False, True] if args.compile else [False]
-        eager_chunk = steady_chunk() if args.compile else None
+        modes = [True] if args.compiled_only else [False, True] if args.compile else [False]
+        eager_chunk = steady_chunk()
+        kernels = CausalGenerator(model, args.height, args.width, attention=args.attention).kernels
+        figures["attention_kernels"] = [k.name for k in kernels] if kernels else "PyTorch's choice"
+        print(f"attention {args.attention}: {figures['attention_kernels']}", flush=True)
+        if on_gpu and args.attention != "flash":
+            flash_chunk = steady_chunk("flash")
+            figures["vs_flash_rel_err"] = ((eager_chunk - flash_chunk).norm() / flash_chunk.norm()).item()
+            print(f"eager, 4 steps + VACE, against flash: relative error {figures['vs_flash_rel_err']:.1e}",
+                  flush=True)
         for compiled in modes:
             if compiled:
                 t0 = time.perf_counter()
@@ -216,7 +229,8 @@ def main(argv: list[str] | None = None) -> int:
     if on_gpu:
         figures["peak_gb"] = torch.cuda.max_memory_allocated() / 2**30
 
-    print(f"\n{name}: {args.config} random weights, {args.width}x{args.height}, {dtype}; ms per 12-frame chunk")
+    print(f"\n{name}: {args.config} random weights, {args.width}x{args.height}, {dtype}, attention "
+          f"{args.attention}; ms per 12-frame chunk")
     print("| steps | VACE | compile | VAE | denoise | +encode +depth | decode | chunk | fps | overlapped decode: fps |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for r in figures["rows"]:

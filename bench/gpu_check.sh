@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# One prepared GPU check (the GPU speed issue), about 6 minutes on a fresh GPU machine:
+# One prepared GPU check (the GPU speed issue), about 5 minutes on a fresh GPU machine:
 #   1. correctness: the tiny config on CUDA against the CPU, and compiled against eager on CUDA;
 #   2. the matrix (bench/bench_matrix.py): 1.3B with random weights at 832x480 in bf16, steps 4/2 x
 #      VACE off/on x compile off/on x Wan VAE / TAEW, with the attention kernels at the stream's
-#      shapes, decode overlapped on a second CUDA stream, and peak memory;
+#      shapes, decode overlapped on a second CUDA stream, and peak memory; then the compiled rows
+#      with flash attention, for the kernel's share;
 #   3. the whole engine end to end (vacelive bench): start-up, first frame, fps, glass-to-glass,
 #      peak VRAM, with depth control through VACE, compiled, TAEW; 4 then 2 steps.
 # Runs with the machine's own python3 (torch with CUDA). Wheels of the engine's other needs
@@ -34,7 +35,7 @@ $PY -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_na
 date -u +"%Y-%m-%d %H:%M UTC"
 
 echo "== correctness: tiny config with VACE, CUDA fp32 against CPU fp32, and compiled against eager on CUDA"
-timeout 120 $PY - <<'PYEOF'
+timeout 90 $PY - <<'PYEOF'
 import torch
 from vacelive.engine.model import CONFIGS, CausalGenerator, WanModel, compile_stack
 from vacelive.engine.vace import EXTRAS_KEY, VaceBranch, VaceConditioning, attach_vace, default_vace_layers
@@ -67,14 +68,16 @@ err = max((a - b).abs().max().item() for a, b in zip(cuda, compiled))
 print(f"max |compiled - eager| on CUDA over 6 chunks: {err:.2e}", "OK" if err < 1e-3 else "MISMATCH")
 PYEOF
 
-echo "== the matrix: 1.3B, random weights, 832x480, bf16"
-timeout 270 $PY bench/bench_matrix.py --chunks 3 --json "$OUT/matrix.json"
+echo "== the matrix: 1.3B, random weights, 832x480, bf16, attention auto (cuDNN first on Hopper)"
+timeout 200 $PY bench/bench_matrix.py --chunks 3 --json "$OUT/matrix.json"
+echo "== the compiled rows again with flash attention first (PyTorch's own choice on this card)"
+timeout 110 $PY bench/bench_matrix.py --chunks 3 --attention flash --compiled-only --json "$OUT/matrix_flash.json"
 
 echo "== the whole engine: 1.3B random weights, compiled, TAEW, depth control through VACE, 4 steps"
-timeout 100 $PY -m vacelive.engine.cli bench --model 1.3B --random-weights --device cuda --compile --vae tae \
+timeout 70 $PY -m vacelive.engine.cli bench --model 1.3B --random-weights --device cuda --compile --vae tae \
   --annotator depth --steps 4 --seconds 12 --warmup 2 --json > "$OUT/e2e_4steps.json"
 cat "$OUT/e2e_4steps.json"
 echo "== the same at 2 steps"
-timeout 80 $PY -m vacelive.engine.cli bench --model 1.3B --random-weights --device cuda --compile --vae tae \
+timeout 60 $PY -m vacelive.engine.cli bench --model 1.3B --random-weights --device cuda --compile --vae tae \
   --annotator depth --steps 2 --seconds 12 --warmup 2 --json > "$OUT/e2e_2steps.json"
 cat "$OUT/e2e_2steps.json"

@@ -263,7 +263,9 @@ def build_generator(store: ParamStore, manifest, device: str, random_weights: bo
         model.compile_blocks()
         compile_stack(injector.branch.vace_blocks)
     width, height = store.get("width"), store.get("height")
-    causal = CausalGenerator(model, height, width)
+    causal = CausalGenerator(model, height, width, attention=store.get("attention"))
+    if causal.kernels is not None:
+        log.info("attention kernels, in order: %s", ", ".join(k.name for k in causal.kernels))
     vae = build_vae(store, manifest, device, dtype, random_weights)
     prompts = build_prompts(store, manifest, device, dtype, random_weights)
     vace = VaceController(injector, vae, store.resolve_media, width, height)

@@ -38,6 +38,7 @@ def test_the_vace_frames_keep_the_placed_input_and_generate_the_border():
     control = np.full((12, H, W, 3), 50, np.uint8)
     masks = np.stack([placed.mask(H, W)] * 12)
     frames, mask = compose_frames(source, control, masks)
+    frames, mask = frames[0].permute(1, 2, 3, 0).numpy(), mask[0].numpy()
     inside = (slice(None), slice(placed.top, placed.top + placed.height), slice(placed.left, placed.left + placed.width))
     assert np.allclose(frames[inside], to_unit(source)[inside]) and (mask[inside] == 0).all()
     assert np.allclose(frames[:, 0, 0], to_unit(control)[:, 0, 0]) and (mask[:, 0, 0] == 1).all()

@@ -227,20 +227,26 @@ def test_mask_stream_resamples_time_like_the_vae():
     assert stream(torch.zeros(1, 12, 8, 8)).shape[2] == 3
 
 
+def _composed(*args):
+    """compose_frames as arrays: frames (T, H, W, 3), mask (T, H, W)."""
+    frames, mask = compose_frames(*args)
+    return frames[0].permute(1, 2, 3, 0).numpy(), mask[0].numpy()
+
+
 def test_compose_frames():
     rng = np.random.default_rng(0)
     source, control = (rng.integers(0, 256, (12, 8, 8, 3), dtype=np.uint8) for _ in range(2))
     unit = lambda a: a.astype(np.float32) / 127.5 - 1  # noqa: E731
-    frames, mask = compose_frames(source, control, None)
+    frames, mask = _composed(source, control, None)
     assert (mask == 1).all() and np.allclose(frames, unit(control))
-    frames, mask = compose_frames(source, None, None)  # references only: gray video, mask 1
+    frames, mask = _composed(source, None, None)  # references only: gray video, mask 1
     assert (mask == 1).all() and (frames == 0).all()
     masks = np.zeros((12, 8, 8), np.float32)
     masks[:, :4] = 0.9
-    frames, mask = compose_frames(source, control, masks)
+    frames, mask = _composed(source, control, masks)
     assert np.allclose(frames[:, :4], unit(control)[:, :4]) and np.allclose(frames[:, 4:], unit(source)[:, 4:])
     first, last = source[0], source[1]
-    frames, mask = compose_frames(source, None, None, first, last)
+    frames, mask = _composed(source, None, None, first, last)
     assert np.allclose(frames[0], unit(first)) and np.allclose(frames[LAST_KEYFRAME_INDEX], unit(last))
     assert mask[0].max() == 0 and mask[LAST_KEYFRAME_INDEX].max() == 0 and mask[1:LAST_KEYFRAME_INDEX].min() == 1
     assert (frames[1:LAST_KEYFRAME_INDEX] == 0).all()

@@ -3,13 +3,45 @@ cross-attention) and the block-causal mask used for full-sequence reference pass
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager, nullcontext
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from .context import BlockContext
 from .kv_cache import attend_ring
 from .rope import apply_rope
+
+
+ATTENTION_CHOICES = ("auto", "cudnn", "flash", "efficient")
+
+
+def attention_kernels(choice: str, device: torch.device | str) -> list[SDPBackend] | None:
+    """The SDPA backends to allow, in priority order, for ``choice`` on ``device`` (None: PyTorch's
+    own choice). ``auto`` puts cuDNN first on Hopper and newer GPUs, where it ran the stream's
+    shapes (one chunk against the full ring, head_dim 128) 1.75x faster than flash on an H200;
+    on other cards and on the CPU it leaves the choice to PyTorch. The others stay as fallbacks."""
+    if choice not in ATTENTION_CHOICES:
+        raise ValueError(f"attention must be one of {ATTENTION_CHOICES}, got {choice!r}")
+    device = torch.device(device)
+    if device.type != "cuda":
+        return None
+    if choice == "auto":
+        hopper = torch.cuda.get_device_capability(device) >= (9, 0)
+        if not (hopper and torch.backends.cudnn.is_available()):
+            return None
+        choice = "cudnn"
+    order = {"cudnn": [SDPBackend.CUDNN_ATTENTION, SDPBackend.FLASH_ATTENTION],
+             "flash": [SDPBackend.FLASH_ATTENTION], "efficient": []}[choice]
+    return order + [SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]
+
+
+def using_kernels(kernels: list[SDPBackend] | None) -> AbstractContextManager:
+    """A context in which SDPA tries ``kernels`` in order (no-op for None). Compiled graphs take
+    the kernel chosen while they are traced, so a generator runs every forward inside it."""
+    return nullcontext() if kernels is None else sdpa_kernel(kernels, set_priority=True)
 
 
 class RMSNorm(nn.Module):

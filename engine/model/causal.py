@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 
 from ..sampler import add_noise, chunk_rng, draw_noise, timesteps_for, x0_from_flow
+from .attention import attention_kernels, using_kernels
 from .context import BlockContext
 from .kv_cache import TextKVCache
 from .model import WanModel
@@ -24,7 +25,8 @@ class CausalGenerator:
     keeps counting so a cut does not replay the same noise (set ``chunk_index`` to replay).
     """
 
-    def __init__(self, model: WanModel, height: int, width: int, batch_size: int = 1) -> None:
+    def __init__(self, model: WanModel, height: int, width: int, batch_size: int = 1,
+                 attention: str = "auto") -> None:
         cfg = model.config
         ph, pw = cfg.patch_size[1:]
         lh, lw = height // 8, width // 8
@@ -34,6 +36,8 @@ class CausalGenerator:
         self.latent_shape = (batch_size, cfg.in_dim, cfg.frames_per_chunk, lh, lw)
         self.kv_cache = model.new_kv_cache(batch_size, (lh // ph) * (lw // pw))
         self.text_cache = TextKVCache()
+        self.kernels = attention_kernels(attention, model.patch_embedding.weight.device)
+        """SDPA backends tried in order in every forward (``attention``; None: PyTorch's choice)."""
         self.frame_index = 0
         self.chunk_index = 0
         self.window: deque[tuple[int, Tensor]] = deque()
@@ -57,8 +61,9 @@ class CausalGenerator:
     @torch.no_grad()
     def write_cache(self, x0: Tensor, text_context: Tensor, **forward: Any) -> None:
         """Commit a chunk's clean latents [B, 16, 3, h, w] to the cache (the t=0 pass) and advance."""
-        self.model(x0, 0.0, text_context, kv_cache=self.kv_cache, text_cache=self.text_cache,
-                   start_frame=self.frame_index, write_cache=True, **forward)
+        with using_kernels(self.kernels):
+            self.model(x0, 0.0, text_context, kv_cache=self.kv_cache, text_cache=self.text_cache,
+                       start_frame=self.frame_index, write_cache=True, **forward)
         self.window.append((self.frame_index, x0))
         self.frame_index += x0.shape[2]
         oldest_in_ring = self.frame_index - self.kv_cache.ring_frames
@@ -85,9 +90,10 @@ class CausalGenerator:
             raise RuntimeError("re-cache needs the ring to hold whole chunks (sinks and window multiples of 3)")
         cache.frames_written = cache.sink_frames  # rewrite from the first ring slot
         cache.shift = 0
-        for start, x0 in chunks:
-            self.model(x0, 0.0, text_context, kv_cache=cache, text_cache=self.text_cache, start_frame=start,
-                       write_cache=True)
+        with using_kernels(self.kernels):
+            for start, x0 in chunks:
+                self.model(x0, 0.0, text_context, kv_cache=cache, text_cache=self.text_cache, start_frame=start,
+                           write_cache=True)
         cache.frames_written = written
         cache.shift = (rewritten - (written - cache.sink_frames)) % cache.ring_frames
         return rewritten
@@ -116,11 +122,12 @@ class CausalGenerator:
             kv_cache=self.kv_cache, text_cache=self.text_cache, start_frame=self.frame_index,
             extras=extras, extras_fn=extras_fn,
         )
-        for i, t in enumerate(timesteps):
-            flow = self.model(x, t, text_context, write_cache=False, **common)
-            x0 = x0_from_flow(x, flow, t)
-            if i + 1 < len(timesteps):
-                x = add_noise(x0, draw_noise(gen, self.latent_shape, self.device), timesteps[i + 1])
+        with using_kernels(self.kernels):
+            for i, t in enumerate(timesteps):
+                flow = self.model(x, t, text_context, write_cache=False, **common)
+                x0 = x0_from_flow(x, flow, t)
+                if i + 1 < len(timesteps):
+                    x = add_noise(x0, draw_noise(gen, self.latent_shape, self.device), timesteps[i + 1])
         self.write_cache(x0, text_context, extras=extras, extras_fn=extras_fn)
         self.chunk_index += 1
         return x0

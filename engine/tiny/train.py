@@ -255,8 +255,9 @@ def encode_clip(vae: TAEW, spec: ClipSpec, kind: str, mask: np.ndarray | None) -
     contexts = []
     for start in (0, 12):
         part = slice(start, start + 12)
-        composed, chunk_mask = compose_frames(frames[part], control[part], None if mask is None else mask[part])
-        contexts.append(encoder.encode(to_video_tensor(composed, like), torch.from_numpy(chunk_mask)[None]))
+        composed, chunk_mask = compose_frames(frames[part], control[part], None if mask is None else mask[part],
+                                              like=like)
+        contexts.append(encoder.encode(composed, chunk_mask))
     reference = vae.encode_image(to_video_tensor(to_unit(spec.reference())[None], like))
     return latents[0], torch.cat(contexts, 2)[0], reference[0]
 

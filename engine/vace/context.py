@@ -134,26 +134,33 @@ def to_unit(frames: np.ndarray) -> np.ndarray:
 
 def compose_frames(source: np.ndarray, control: np.ndarray | None, masks: np.ndarray | None,
                    keyframe_first: np.ndarray | None = None,
-                   keyframe_last: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """The chunk's VACE frames and mask.
+                   keyframe_last: np.ndarray | None = None,
+                   like: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """The chunk's VACE frames and mask, composed on ``like``'s device (CPU float32 without it).
 
     source, control: (T, H, W, 3) uint8; masks: (T, H, W) float32, 1 = generate; keyframes:
     (H, W, 3) uint8 at ``FIRST_KEYFRAME_INDEX`` / ``LAST_KEYFRAME_INDEX`` with mask 0.
-    Returns frames (T, H, W, 3) float32 in [-1, 1] and mask (T, H, W) float32.
+    The frames travel as uint8 (a quarter of float32's bytes) and become floats there.
+    Returns frames [1, 3, T, H, W] in [-1, 1] and mask [1, T, H, W], in ``like``'s dtype.
     """
-    fill = to_unit(control) if control is not None else np.zeros(source.shape, np.float32)
+    device = like.device if like is not None else torch.device("cpu")
+    dtype = like.dtype if like is not None else torch.float32
+
+    def unit(images: np.ndarray) -> Tensor:  # uint8 (..., 3) -> float32 in [-1, 1] on the device
+        return torch.from_numpy(np.ascontiguousarray(images)).to(device).float() / 127.5 - 1.0
+
+    fill = unit(control) if control is not None else torch.zeros(source.shape, device=device)
     if masks is None:
-        mask = np.ones(source.shape[:3], np.float32)
+        mask = torch.ones(source.shape[:3], device=device)
         frames = fill
     else:
-        mask = masks.astype(np.float32, copy=True)
-        keep = (mask <= 0.5)[..., None]
-        frames = np.where(keep, to_unit(source), fill)
+        mask = torch.from_numpy(masks).to(device=device, dtype=torch.float32, copy=True)
+        frames = torch.where((mask <= 0.5)[..., None], unit(source), fill)
     for image, index in ((keyframe_first, FIRST_KEYFRAME_INDEX), (keyframe_last, LAST_KEYFRAME_INDEX)):
         if image is not None:
-            frames[index] = to_unit(image)
+            frames[index] = unit(image)
             mask[index] = 0.0
-    return frames, mask
+    return frames.permute(3, 0, 1, 2)[None].to(dtype), mask[None].to(dtype)
 
 
 def to_video_tensor(frames: np.ndarray, like: Tensor) -> Tensor:

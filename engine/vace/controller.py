@@ -91,9 +91,9 @@ class VaceController:
         if not self.active:
             self.reset()
         self.active = True
-        frames, mask = compose_frames(chunk.frames[..., :3], chunk.control, chunk.masks, keyframe_first, keyframe_last)
-        context = self.encoder.encode(to_video_tensor(frames, self._like),
-                                      torch.from_numpy(mask).to(self._like)[None])  # [1, 96, 3, h, w]
+        frames, mask = compose_frames(chunk.frames[..., :3], chunk.control, chunk.masks, keyframe_first, keyframe_last,
+                                      like=self._like)
+        context = self.encoder.encode(frames, mask)  # [1, 96, 3, h, w]
         refs = None
         if references:
             refs = reference_context(torch.cat([self._reference_latent(name) for name in references], 2))
