@@ -3,8 +3,8 @@
 #   1. correctness: the tiny config on CUDA against the CPU, and compiled against eager on CUDA;
 #   2. the matrix (bench/bench_matrix.py): 1.3B with random weights at 832x480 in bf16, steps 4/2 x
 #      VACE off/on x compile off/on x Wan VAE / TAEW, with the attention kernels at the stream's
-#      shapes, decode overlapped on a second CUDA stream, and peak memory; then the compiled rows
-#      with flash attention, for the kernel's share;
+#      shapes, decode overlapped on a second CUDA stream, and peak memory; then which attention
+#      kernel the DiT really runs and its share of a chunk (bench/attention_check.py);
 #   3. the whole engine end to end (vacelive bench): start-up, first frame, fps, glass-to-glass,
 #      peak VRAM, with depth control through VACE, compiled, TAEW; 4 then 2 steps.
 # Runs with the machine's own python3 (torch with CUDA). Wheels of the engine's other needs
@@ -70,8 +70,8 @@ PYEOF
 
 echo "== the matrix: 1.3B, random weights, 832x480, bf16, attention auto (cuDNN first on Hopper)"
 timeout 200 $PY bench/bench_matrix.py --chunks 3 --json "$OUT/matrix.json"
-echo "== the compiled rows again with flash attention first (PyTorch's own choice on this card)"
-timeout 110 $PY bench/bench_matrix.py --chunks 3 --attention flash --compiled-only --json "$OUT/matrix_flash.json"
+echo "== which attention kernel runs in the DiT, and its share of a chunk (profiler)"
+timeout 90 $PY bench/attention_check.py
 
 echo "== the whole engine: 1.3B random weights, compiled, TAEW, depth control through VACE, 4 steps"
 timeout 70 $PY -m vacelive.engine.cli bench --model 1.3B --random-weights --device cuda --compile --vae tae \

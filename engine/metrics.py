@@ -52,6 +52,7 @@ class Metrics:
         self.glass_to_glass_ms: deque[float] = deque(maxlen=1000)
         self.stalls = 0
         self.dropped_frames = 0
+        self.skipped_frames = 0  # generated but skipped by the publisher's latency trim (catch_up)
         self.dropped_chunks = 0
         self.generator_errors = 0
         self.sink_errors = 0
@@ -123,6 +124,7 @@ class Metrics:
             "latency_ms_p95": round(float(np.percentile(latency, 95)), 1) if latency.size else 0.0,
             "stalls": self.stalls,
             "dropped_frames": self.dropped_frames,
+            "skipped_frames": self.skipped_frames,
             "dropped_chunks": self.dropped_chunks,
             "generator_errors": self.generator_errors,
             "sink_errors": self.sink_errors,

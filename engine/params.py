@@ -54,6 +54,7 @@ OSCQUERY_UNITS: dict[str, str] = {
     "ms": "time.ms",
     "s": "time.second",
     "chunks": "",
+    "frames": "",
 }
 """Each ``Param.unit`` and its name in the OSCQuery proposal's unit list ('' where none fits).
 
@@ -409,6 +410,10 @@ REGISTRY = Registry([
     # --- output -----------------------------------------------------------------------------
     Param("fps", F, 24.0, "Output frame rate; the publisher's clock.", applies=NOW, group="output",
           minimum=1.0, maximum=120.0, unit="fps"),
+    Param("catch_up", I, 3, "Latency trim: when a chunk arrives while more than this many frames of the "
+          "last one still wait to be shown (the stream fell behind after stalls, e.g. at the start), skip "
+          "the oldest of them: one jump instead of a lasting delay. 0 = never skip.", applies=NOW,
+          group="output", minimum=0, maximum=24, unit="frames"),
     Param("width", I, 0, "Output width, a multiple of 16; 0 = the model's native width (tiny 320, 1.3B/14B 832).",
           applies=RELOAD, group="output", minimum=0, maximum=2048, unit="px"),
     Param("height", I, 0, "Output height, a multiple of 16; 0 = the model's native height (tiny 192, 1.3B/14B 480).",

@@ -235,3 +235,37 @@ def test_mode_and_new_warnings_reach_the_status():
     run_for(engine, 1.0)
     assert engine.metrics.summary()["mode"] == "r2v+control"
     assert errors.count("reference_1: cannot read style.png") == 1  # reported once, not every chunk
+
+
+class SlowStart(ScriptedGenerator):
+    """The first chunk takes ``first_s`` (a slow start); later ones ``delay_s``."""
+
+    def __init__(self, width, height, first_s, delay_s):
+        super().__init__(width, height, delay_s)
+        self.first_s = first_s
+
+    def generate(self, chunk):
+        if chunk.index == 0:
+            time.sleep(self.first_s)
+        return super().generate(chunk)
+
+
+def _steady_latency_ms(catch_up: int) -> tuple[float, int]:
+    """Median glass-to-glass of the last second after a slow start, and the frames skipped."""
+    store, engine, _ = make_engine(SlowStart(64, 64, first_s=0.6, delay_s=0.02), fps=50.0, source_fps=50.0)
+    store.set("catch_up", catch_up)
+    engine.start()
+    time.sleep(2.5)
+    latency = list(engine.metrics.glass_to_glass_ms)[-50:]
+    assert engine.stop() == []
+    return float(np.median(latency)), engine.metrics.skipped_frames
+
+
+def test_catch_up_skips_the_backlog_of_a_slow_start_instead_of_keeping_its_delay():
+    # at 50 fps a chunk is 240 ms of capture; the 0.6 s first chunk leaves a backlog that the
+    # paced source never drains: without the trim it stays as latency for good
+    kept, skipped_none = _steady_latency_ms(0)
+    trimmed, skipped = _steady_latency_ms(3)
+    assert skipped_none == 0 and skipped > 0
+    assert trimmed < kept - 150.0, (trimmed, kept)
+    assert trimmed < 240.0 + 20.0 + 4 * 20.0 + 100.0  # capture + generation + slack, with CI margin

@@ -137,7 +137,20 @@ class Publisher(Stage):
             except queue.Empty:
                 return
             if out.epoch == engine.epoch:
+                self._catch_up(int(engine.store.get("catch_up")))
                 self._buffer.extend((out, i) for i in range(len(out.frames)))
+
+    def _catch_up(self, slack: int) -> None:
+        """A chunk has arrived: keep at most ``slack`` waiting frames of the last one (0: all).
+
+        The source is paced at the output fps, so a backlog never drains by itself: every stall
+        (a late chunk) would add a frame of latency for good. Skipping it here keeps
+        glass-to-glass near one chunk of capture plus one chunk of generation."""
+        late = len(self._buffer) - slack
+        if slack and late > 0:
+            for _ in range(late):
+                self._buffer.popleft()
+            self.engine.metrics.skipped_frames += late
 
     def _next_frame(self, paused: bool, now: float) -> np.ndarray | None:
         size = (self.engine.height, self.engine.width)
