@@ -17,7 +17,6 @@ import torch
 import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.profiler import ProfilerActivity, profile
-
 from vacelive.engine.model import CONFIGS, CausalGenerator, WanModel
 
 

@@ -33,12 +33,17 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-
 from vacelive.annotators.depth import DepthAnnotator
 from vacelive.annotators.depth_model import VITS, DepthAnythingV2
 from vacelive.engine.model import CONFIGS, CausalGenerator, WanModel, compile_stack
 from vacelive.engine.model.attention import ATTENTION_CHOICES
-from vacelive.engine.vace import EXTRAS_KEY, VaceBranch, VaceConditioning, attach_vace, default_vace_layers
+from vacelive.engine.vace import (
+    EXTRAS_KEY,
+    VaceBranch,
+    VaceConditioning,
+    attach_vace,
+    default_vace_layers,
+)
 from vacelive.engine.vae import TAEW, TAEW_CONFIGS, WAN_VAE_CONFIGS, WanVAE
 
 FRAMES = 12

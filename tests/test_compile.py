@@ -4,9 +4,14 @@ stack, equal to the eager blocks, with the VACE hooks (and references) working a
 import torch
 import torch._dynamo
 from torch._dynamo.utils import counters
-
 from vacelive.engine.model import CONFIGS, CausalGenerator, WanModel, compile_stack
-from vacelive.engine.vace import EXTRAS_KEY, VaceBranch, VaceConditioning, attach_vace, default_vace_layers
+from vacelive.engine.vace import (
+    EXTRAS_KEY,
+    VaceBranch,
+    VaceConditioning,
+    attach_vace,
+    default_vace_layers,
+)
 
 
 @torch.no_grad()

@@ -40,10 +40,11 @@ def test_colour_path_init_is_a_colour_true_autoencoder_before_any_training():
 
 
 def test_a_few_step_run_writes_a_folder_the_engine_loads(tmp_path):
-    settings = TrainSettings(ae_steps=2, pool_clips=3, dit_steps=3, checkpoint_every=2)
+    settings = TrainSettings(ae_steps=2, pool_clips=3, dit_steps=3, chain_steps=2, checkpoint_every=2)
     figures = train(settings, tmp_path / "w")
     saved = json.loads((tmp_path / "w" / "training.json").read_text())
-    assert saved["settings"]["dit_steps"] == 3 and saved["figures"] == figures
+    assert saved["settings"]["dit_steps"] == 3 and saved["settings"]["chain_steps"] == 2
+    assert saved["figures"] == figures and figures["chain_seconds"] >= 0
     store = build_store(overrides={"device": "cpu", "weights_dir": str(tmp_path / "w")})
     pipeline = build_generator(store, WeightsManifest.open(tmp_path / "w"), "cpu")
     assert not pipeline.vace.injector.branch.is_zero()

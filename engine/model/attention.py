@@ -14,7 +14,6 @@ from .context import BlockContext
 from .kv_cache import attend_ring
 from .rope import apply_rope
 
-
 ATTENTION_CHOICES = ("auto", "cudnn", "flash", "efficient")
 
 

@@ -1,6 +1,6 @@
 """Train the tiny default model on this CPU, from a seed: ``python -m vacelive.engine.tiny.train``.
 
-Three phases, every step count fixed so the run is reproducible (see :class:`TrainSettings`):
+Four phases, every step count fixed so the run is reproducible (see :class:`TrainSettings`):
 
 1. **Autoencoder**: the tiny TAEW config, started as a blocky colour-true autoencoder
    (:func:`colour_path_init`), learns to reconstruct random 48x48 crops of synthetic clips and
@@ -19,8 +19,14 @@ Three phases, every step count fixed so the run is reproducible (see :class:`Tra
    four warped sampling steps; VACE is dropped on 20 % of the steps (so the model draws without
    control and ``context_scale`` scales a learned effect), references are given on 30 %, and
    prompts lose their colour word on some samples (always for half of them when a reference is given, so
-   the reference alone must carry the colour). The weights saved are an exponential moving
+   the reference alone must carry the colour). The weights kept are an exponential moving
    average.
+4. **The sampler's chain**: the live sampler takes four big steps (t = 1000, 937.5, 833, 625),
+   where a flow-matching model gives blurry averages. Starting from phase 3's weights, each step
+   runs the sampler from noise for k steps without gradients (on 30 % of the steps as a second
+   chunk, after the first was sampled and written to the ring from its own estimate) and trains
+   step k to give the clip's clean latents from that input (as Self-Forcing trains on the
+   generator's own outputs).
 
 The result is a weights folder (``vacelive-weights.toml``, ``dit``/``vace``/``tae``/``t5``
 safetensors) that the engine loads strictly, like any other.
@@ -35,23 +41,28 @@ import json
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
 from torch import Tensor, nn
-
 from vacelive.annotators import make_annotator
 from vacelive.engine.model import CONFIGS, WanModel
 from vacelive.engine.model.loading import save_weights
-from vacelive.engine.sampler import timesteps_for
+from vacelive.engine.sampler import add_noise, timesteps_for, x0_from_flow
 from vacelive.engine.text import make_text_encoder
 from vacelive.engine.vace import VaceBranch, attach_vace, default_vace_layers
-from vacelive.engine.vace.context import VaceContextEncoder, compose_frames, reference_context, to_unit, to_video_tensor
+from vacelive.engine.vace.context import (
+    VaceContextEncoder,
+    compose_frames,
+    reference_context,
+    to_unit,
+    to_video_tensor,
+)
 from vacelive.engine.vace.inject import EXTRAS_KEY, VaceConditioning
 from vacelive.engine.vae.taew import TAEW, TAEW_CONFIGS, MemBlock, TGrow, TPool, _apply
 from vacelive.engine.weights.manifest import WeightsManifest
@@ -83,9 +94,12 @@ class TrainSettings:
     ae_chroma_weight: float = 4.0
     pool_clips: int = 1000
     mask_share: float = 0.2
-    dit_steps: int = 3200
+    dit_steps: int = 2800
     dit_batch: int = 8
     dit_lr: float = 7e-4
+    chain_steps: int = 1400
+    chain_lr: float = 2e-4
+    chain_second_chunk_share: float = 0.3
     ema: float = 0.998
     vace_dropout: float = 0.2
     reference_share: float = 0.3
@@ -319,71 +333,162 @@ def noised(x0: Tensor, noise: Tensor, t: Tensor) -> Tensor:
     return (1 - sigma) * x0 + sigma * noise
 
 
+@dataclass
+class Batch:
+    """One training batch drawn from the pool: the clips, their prompts and the VACE inputs."""
+
+    latents: Tensor  # [B, 16, 6, h, w] the clips' latents (two chunks)
+    context: Tensor  # [B, 96, 6, h, w] their vace_context
+    prompt: Tensor  # [B, text_len, text_dim] prompt embeddings (some without their colour word)
+    use_vace: bool  # VACE on for this step (off on ``vace_dropout`` of the steps)
+    refs: Tensor | None  # reference entries [B, 96, 1, h, w] on ``reference_share`` of the VACE steps
+
+    def extras(self, chunk: int) -> dict | None:
+        """The forwards' extras for chunk 0 or 1 of the clips."""
+        if not self.use_vace:
+            return None
+        return {EXTRAS_KEY: VaceConditioning(self.context[:, :, 3 * chunk:3 * chunk + 3], 1.0, self.refs)}
+
+
+def draw_batch(pool: Pool, text: Tensor, settings: TrainSettings, rng: np.random.Generator) -> Batch:
+    """``dit_batch`` clips; prompts lose their colour word on ``prompt_dropout`` of the samples,
+    and on half of them when references are given (so the reference alone must carry the colour)."""
+    b = settings.dit_batch
+    index = torch.from_numpy(rng.integers(0, len(pool.prompt), b))
+    use_vace = rng.random() >= settings.vace_dropout
+    use_refs = use_vace and rng.random() < settings.reference_share
+    drop = rng.random(b) < (0.5 if use_refs else settings.prompt_dropout)
+    colourless = len(pool.prompts)
+    prompt = text[torch.where(torch.from_numpy(drop), colourless, pool.prompt[index])]
+    refs = reference_context(pool.references[index].float()) if use_refs else None
+    return Batch(pool.latents[index].float(), pool.context[index].float(), prompt, use_vace, refs)
+
+
+class Trainer:
+    """The DiT and its VACE branch attached, their optimiser and, optionally, an averaged copy."""
+
+    def __init__(self, model: WanModel, branch: VaceBranch, lr: float, ema: float | None) -> None:
+        self.averaged = (copy.deepcopy(model), copy.deepcopy(branch)) if ema else None  # before the hooks
+        self.ema = ema
+        self.model, self.branch = model, branch
+        self.injector = attach_vace(model, branch)
+        model.train()
+        branch.train()
+        self.params = list(model.parameters()) + list(branch.parameters())
+        self.optimizer = torch.optim.AdamW(self.params, lr=lr, weight_decay=0.01)
+
+    def step(self, loss: Tensor) -> None:
+        """One optimiser step on ``loss`` (gradients clipped to norm 1), then the average."""
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.params, 1.0)
+        self.optimizer.step()
+        if self.averaged is not None and self.ema is not None:
+            with torch.no_grad():
+                averaged = list(self.averaged[0].parameters()) + list(self.averaged[1].parameters())
+                torch._foreach_lerp_(averaged, self.params, 1 - self.ema)
+
+    def fresh_rings(self, batch: int, frame_tokens: int):
+        """A new KV ring for the base (returned) and for the branch (the last step's holds its graph)."""
+        self.injector.kv_cache = None
+        return self.model.new_kv_cache(batch, frame_tokens)
+
+    def result(self) -> tuple[WanModel, VaceBranch]:
+        """The weights to keep (the average when there is one), hooks removed, frozen."""
+        self.injector.detach()
+        model, branch = self.averaged if self.averaged is not None else (self.model, self.branch)
+        return model.eval().requires_grad_(False), branch.eval().requires_grad_(False)
+
+
+def _log_progress(phase: str, step: int, total: int, recent: list[float], started: float) -> list[float]:
+    if step % 100 == 0 or step == total - 1:
+        log.info("%s step %d/%d: loss %.4f (mean of the last %d), %.0f s", phase, step, total,
+                 sum(recent) / len(recent), len(recent), time.perf_counter() - started)
+        return []
+    return recent
+
+
 def train_dit(pool: Pool, text: Tensor, settings: TrainSettings, rng: np.random.Generator,
               checkpoint: Callable[[WanModel, VaceBranch, int], None] | None = None) -> tuple[WanModel, VaceBranch, dict]:
     """Phase 3; ``text`` holds the embeddings of ``pool.prompts`` plus, last, the colourless prompt's.
     ``checkpoint(model, branch, step)`` gets the averaged weights every ``checkpoint_every`` steps."""
-    model, branch = new_dit(settings.seed)
-    ema_model, ema_branch = copy.deepcopy(model), copy.deepcopy(branch)  # before the hooks: weights only
-    injector = attach_vace(model, branch)
-    model.train()
-    branch.train()
-    params = list(model.parameters()) + list(branch.parameters())
-    optimizer = torch.optim.AdamW(params, lr=settings.dit_lr, weight_decay=0.01)
-    ema_params = list(ema_model.parameters()) + list(ema_branch.parameters())
+    trainer = Trainer(*new_dit(settings.seed), lr=settings.dit_lr, ema=settings.ema)
+    model = trainer.model
     b = settings.dit_batch
     frame_tokens = (settings.height // 16) * (settings.width // 16)
-    colourless = len(pool.prompts)
     started, recent = time.perf_counter(), []
     for step in range(settings.dit_steps):
-        set_lr(optimizer, lr_at(step, settings.dit_steps, settings.dit_lr, warmup=200))
-        index = torch.from_numpy(rng.integers(0, len(pool.prompt), b))
-        latents, context = pool.latents[index].float(), pool.context[index].float()
-        use_vace = rng.random() >= settings.vace_dropout
-        use_refs = use_vace and rng.random() < settings.reference_share
-        drop = rng.random(b) < (0.5 if use_refs else settings.prompt_dropout)
-        prompt = text[torch.where(torch.from_numpy(drop), colourless, pool.prompt[index])]
-        refs = reference_context(pool.references[index].float()) if use_refs else None
-
-        def extras(chunk: int):
-            if not use_vace:
-                return None
-            return {EXTRAS_KEY: VaceConditioning(context[:, :, 3 * chunk:3 * chunk + 3], 1.0, refs)}
-
-        kv = model.new_kv_cache(b, frame_tokens)
-        injector.kv_cache = None  # a fresh ring for the branch too: the last step's holds its graph
+        set_lr(trainer.optimizer, lr_at(step, settings.dit_steps, settings.dit_lr, warmup=200))
+        batch = draw_batch(pool, text, settings, rng)
+        kv = trainer.fresh_rings(b, frame_tokens)
         chunk = 0 if rng.random() < settings.first_chunk_share else 1
         if chunk == 1:
-            first = latents[:, :, :3]
+            first = batch.latents[:, :, :3]
             with torch.no_grad():
                 if rng.random() < settings.own_context_share:  # the context as the sampler leaves it
                     t_last = torch.full((b,), timesteps_for(4)[-1])
                     x_t = noised(first, torch.randn_like(first), t_last)
-                    flow = model(x_t, t_last, prompt, kv_cache=kv, write_cache=False, extras=extras(0))
+                    flow = model(x_t, t_last, batch.prompt, kv_cache=kv, write_cache=False, extras=batch.extras(0))
                     first = x_t - (t_last / 1000).view(-1, 1, 1, 1, 1) * flow
-                model(first, 0.0, prompt, kv_cache=kv, write_cache=True, extras=extras(0))
-        x0 = latents[:, :, 3 * chunk:3 * chunk + 3]
+                model(first, 0.0, batch.prompt, kv_cache=kv, write_cache=True, extras=batch.extras(0))
+        x0 = batch.latents[:, :, 3 * chunk:3 * chunk + 3]
         noise = torch.randn_like(x0)
         t = draw_timesteps(rng, b)
-        flow = model(noised(x0, noise, t), t, prompt, kv_cache=kv, start_frame=3 * chunk, write_cache=False,
-                     extras=extras(chunk))
+        flow = model(noised(x0, noise, t), t, batch.prompt, kv_cache=kv, start_frame=3 * chunk, write_cache=False,
+                     extras=batch.extras(chunk))
         loss = F.mse_loss(flow, noise - x0)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        optimizer.step()
-        with torch.no_grad():
-            torch._foreach_lerp_(ema_params, params, 1 - settings.ema)
+        trainer.step(loss)
         recent.append(loss.item())
-        if step % 100 == 0 or step == settings.dit_steps - 1:
-            log.info("DiT step %d/%d: loss %.4f (mean of the last %d), %.0f s", step, settings.dit_steps,
-                     sum(recent) / len(recent), len(recent), time.perf_counter() - started)
-            recent = []
+        recent = _log_progress("DiT", step, settings.dit_steps, recent, started)
         if checkpoint is not None and (step + 1) % settings.checkpoint_every == 0 and step + 1 < settings.dit_steps:
-            checkpoint(ema_model, ema_branch, step + 1)
-    injector.detach()
-    figures = {"dit_seconds": round(time.perf_counter() - started)}
-    return ema_model.eval().requires_grad_(False), ema_branch.eval().requires_grad_(False), figures
+            checkpoint(*trainer.averaged, step + 1)
+    model, branch = trainer.result()
+    return model, branch, {"dit_seconds": round(time.perf_counter() - started)}
+
+
+def train_chain(model: WanModel, branch: VaceBranch, pool: Pool, text: Tensor, settings: TrainSettings,
+                rng: np.random.Generator) -> tuple[WanModel, VaceBranch, dict]:
+    """Phase 4: train on the sampler's own chain (as Self-Forcing does). Each step picks a
+    sampling step k of the live 4-step sampler, runs the sampler from noise for k steps without
+    gradients (on a second chunk: after the whole first chunk was sampled and written to the ring
+    at t=0 from its own estimate, exactly as the generator does), then trains step k to predict
+    the clip's clean latents from the chain's own input (x0 loss)."""
+    trainer = Trainer(model.train().requires_grad_(True), branch.train().requires_grad_(True),
+                      lr=settings.chain_lr, ema=None)
+    b = settings.dit_batch
+    frame_tokens = (settings.height // 16) * (settings.width // 16)
+    steps = timesteps_for(4)
+    started, recent = time.perf_counter(), []
+
+    def sample(x: Tensor, k: int, batch: Batch, kv, chunk: int) -> Tensor:
+        """k steps of the sampler from noise x (no gradients); returns the input of step k."""
+        for i in range(k):
+            flow = model(x, steps[i], batch.prompt, kv_cache=kv, start_frame=3 * chunk, write_cache=False,
+                         extras=batch.extras(chunk))
+            x = add_noise(x0_from_flow(x, flow, steps[i]), torch.randn_like(x), steps[i + 1])
+        return x
+
+    for step in range(settings.chain_steps):
+        set_lr(trainer.optimizer, lr_at(step, settings.chain_steps, settings.chain_lr, warmup=50))
+        batch = draw_batch(pool, text, settings, rng)
+        kv = trainer.fresh_rings(b, frame_tokens)
+        chunk = 1 if rng.random() < settings.chain_second_chunk_share else 0
+        k = int(rng.integers(0, len(steps)))
+        with torch.no_grad():
+            if chunk == 1:  # the first chunk as the generator makes it, then written at t=0
+                x = sample(torch.randn_like(batch.latents[:, :, :3]), len(steps) - 1, batch, kv, 0)
+                flow = model(x, steps[-1], batch.prompt, kv_cache=kv, write_cache=False, extras=batch.extras(0))
+                model(x0_from_flow(x, flow, steps[-1]), 0.0, batch.prompt, kv_cache=kv, write_cache=True,
+                      extras=batch.extras(0))
+            x = sample(torch.randn_like(batch.latents[:, :, :3]), k, batch, kv, chunk)
+        flow = model(x, steps[k], batch.prompt, kv_cache=kv, start_frame=3 * chunk, write_cache=False,
+                     extras=batch.extras(chunk))
+        loss = F.mse_loss(x0_from_flow(x, flow, steps[k]), batch.latents[:, :, 3 * chunk:3 * chunk + 3])
+        trainer.step(loss)
+        recent.append(loss.item())
+        recent = _log_progress("chain", step, settings.chain_steps, recent, started)
+    model, branch = trainer.result()
+    return model, branch, {"chain_seconds": round(time.perf_counter() - started)}
 
 
 # --- the whole run ----------------------------------------------------------------------------
@@ -406,7 +511,7 @@ def save_bundle(out: Path, model: WanModel, branch: VaceBranch, vae: TAEW, t5: n
 
 
 def train(settings: TrainSettings, out: Path) -> dict:
-    """All three phases; writes the weights folder ``out`` and returns the figures."""
+    """All four phases; writes the weights folder ``out`` and returns the figures."""
     torch.set_num_threads(settings.threads)
     torch.manual_seed(settings.seed)
     rng = np.random.default_rng(settings.seed)
@@ -420,8 +525,12 @@ def train(settings: TrainSettings, out: Path) -> dict:
     def checkpoint(model: WanModel, branch: VaceBranch, step: int) -> None:
         save_bundle(out, model, branch, vae, encoder.model, settings, dict(figures, dit_steps_done=step))
 
-    model, branch, dit_figures = train_dit(pool, text_embeddings(encoder, pool.prompts), settings, rng, checkpoint)
+    text = text_embeddings(encoder, pool.prompts)
+    model, branch, dit_figures = train_dit(pool, text, settings, rng, checkpoint)
     figures.update(dit_figures)
+    save_bundle(out, model, branch, vae, encoder.model, settings, dict(figures, dit_steps_done=settings.dit_steps))
+    model, branch, chain_figures = train_chain(model, branch, pool, text, settings, rng)
+    figures.update(chain_figures)
     figures["total_minutes"] = round((time.perf_counter() - started) / 60, 1)
     save_bundle(out, model, branch, vae, encoder.model, settings, figures)
     log.info("done in %.1f min: %s", figures["total_minutes"], out)
