@@ -91,11 +91,15 @@ class SelfAttention(_Projections):
         v = self.v(x).unflatten(-1, heads)
         cos, sin = ctx.rope
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        if ctx.sequence is not None:  # this band's tokens, every head -> every token, this process's heads
+            q, k, v = (ctx.sequence.to_heads(t, ctx.grid[0]) for t in (q, k, v))
         q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)  # [B, H, N, D]
         if ctx.layer_kv is not None:
             k, v = attend_ring(ctx.layer_kv, k, v, ctx.plan)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=ctx.attn_mask)
-        return self.o(out.transpose(1, 2).flatten(2))
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=ctx.attn_mask).transpose(1, 2)  # [B, N, H, D]
+        if ctx.sequence is not None:
+            out = ctx.sequence.to_tokens(out, ctx.grid[0])
+        return self.o(out.flatten(2))
 
 
 class CrossAttention(_Projections):

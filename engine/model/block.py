@@ -23,8 +23,8 @@ class WanBlock(nn.Module):
 
     :meth:`compile` gives the block a ``torch.compile(fullgraph=True)`` twin of its forward,
     used once the KV ring is full (the stream's steady state: static shapes, one graph for every
-    block of the class); the chunks that fill the ring after a cut, cache-less passes and masked
-    reference passes run eagerly. Hooks (VACE) stay outside the graph, in the module call.
+    block of the class); the chunks that fill the ring after a cut, cache-less passes, masked
+    reference passes and sequence-parallel passes run eagerly. Hooks (VACE) stay outside the graph, in the module call.
     """
 
     compiled: Callable[[Tensor, BlockContext], Tensor] | None = None
@@ -49,7 +49,7 @@ class WanBlock(nn.Module):
 
     def forward(self, x: Tensor, ctx: BlockContext) -> Tensor:
         """x [B, N, dim] float32 -> [B, N, dim] float32 (compiled in the steady state, if compiled)."""
-        if self.compiled is not None and ctx.plan is not None and ctx.plan.full:
+        if self.compiled is not None and ctx.plan is not None and ctx.plan.full and ctx.sequence is None:
             return self.compiled(x, ctx)
         return self.run(x, ctx)
 

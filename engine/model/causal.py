@@ -13,6 +13,7 @@ from .attention import attention_kernels, using_kernels
 from .context import BlockContext
 from .kv_cache import TextKVCache
 from .model import WanModel
+from .sequence import SequenceShard
 
 
 class CausalGenerator:
@@ -26,7 +27,7 @@ class CausalGenerator:
     """
 
     def __init__(self, model: WanModel, height: int, width: int, batch_size: int = 1,
-                 attention: str = "auto") -> None:
+                 attention: str = "auto", sequence: SequenceShard | None = None) -> None:
         cfg = model.config
         ph, pw = cfg.patch_size[1:]
         lh, lw = height // 8, width // 8
@@ -34,7 +35,10 @@ class CausalGenerator:
             raise ValueError(f"{width}x{height} gives a latent {lw}x{lh} not divisible by the patch {pw}x{ph}")
         self.model = model
         self.latent_shape = (batch_size, cfg.in_dim, cfg.frames_per_chunk, lh, lw)
-        self.kv_cache = model.new_kv_cache(batch_size, (lh // ph) * (lw // pw))
+        self.sequence = sequence
+        """Sequence parallelism: this process's place in its group (every process of it runs the
+        same generator with the same inputs and gets the same chunks); None on one device."""
+        self.kv_cache = model.new_kv_cache(batch_size, (lh // ph) * (lw // pw), sequence)
         self.text_cache = TextKVCache()
         self.kernels = attention_kernels(attention, model.patch_embedding.weight.device)
         """SDPA backends tried in order in every forward (``attention``; None: PyTorch's choice)."""
@@ -63,7 +67,7 @@ class CausalGenerator:
         """Commit a chunk's clean latents [B, 16, 3, h, w] to the cache (the t=0 pass) and advance."""
         with using_kernels(self.kernels):
             self.model(x0, 0.0, text_context, kv_cache=self.kv_cache, text_cache=self.text_cache,
-                       start_frame=self.frame_index, write_cache=True, **forward)
+                       start_frame=self.frame_index, write_cache=True, sequence=self.sequence, **forward)
         self.window.append((self.frame_index, x0))
         self.frame_index += x0.shape[2]
         oldest_in_ring = self.frame_index - self.kv_cache.ring_frames
@@ -93,7 +97,7 @@ class CausalGenerator:
         with using_kernels(self.kernels):
             for start, x0 in chunks:
                 self.model(x0, 0.0, text_context, kv_cache=cache, text_cache=self.text_cache, start_frame=start,
-                           write_cache=True)
+                           write_cache=True, sequence=self.sequence)
         cache.frames_written = written
         cache.shift = (rewritten - (written - cache.sink_frames)) % cache.ring_frames
         return rewritten
@@ -120,7 +124,7 @@ class CausalGenerator:
         timesteps = timesteps_for(steps)
         common = dict(
             kv_cache=self.kv_cache, text_cache=self.text_cache, start_frame=self.frame_index,
-            extras=extras, extras_fn=extras_fn,
+            extras=extras, extras_fn=extras_fn, sequence=self.sequence,
         )
         with using_kernels(self.kernels):
             for i, t in enumerate(timesteps):

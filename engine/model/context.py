@@ -9,6 +9,7 @@ from typing import Any
 from torch import Tensor, nn
 
 from .kv_cache import RingKVCache, RingPlan, TextKVCache
+from .sequence import SequenceShard
 
 
 @dataclass
@@ -24,9 +25,9 @@ class BlockContext:
 
     e: Tensor  # [B, F, 6, dim] float32 modulation (time_projection output) per latent frame
     timestep: Tensor  # [B, F] float32 timesteps (0..1000) per latent frame
-    grid: tuple[int, int, int]  # (F, H, W) token grid of x (after patching)
+    grid: tuple[int, int, int]  # (F, H, W) token grid of x (after patching; this band's with ``sequence``)
     start_frame: int  # absolute latent frame index of the first frame of x (RoPE position)
-    rope: tuple[Tensor, Tensor]  # (cos, sin), each [F*H*W, head_dim/2] float32
+    rope: tuple[Tensor, Tensor]  # (cos, sin), each [F*H*W, head_dim/2] float32 (of x's tokens)
     context: Tensor  # [B, text_len, dim] embedded text (text_embedding output)
     prompt: Tensor  # [B, L, text_dim] raw prompt embeddings; key of ``text_cache``
     text_cache: TextKVCache | None = None  # cross-attention K/V per prompt (None: recompute)
@@ -39,6 +40,7 @@ class BlockContext:
     attn_mask: Tensor | None = None  # bool [N, N] self-attention mask when kv_cache is None
     x_embedded: Tensor | None = None  # [B, N, dim] float32 patch-embedded tokens before block 0
     extras: dict[str, Any] = field(default_factory=dict)  # free-form, passed through untouched
+    sequence: SequenceShard | None = None  # sequence parallelism: x holds this process's band of rows
 
     @property
     def frame_tokens(self) -> int:

@@ -16,6 +16,7 @@ from .config import WanConfig
 from .context import BlockContext
 from .kv_cache import RingKVCache, TextKVCache
 from .rope import Rope3D
+from .sequence import SequenceShard
 
 
 def compile_stack(blocks: nn.ModuleList, **kwargs: Any) -> None:
@@ -88,12 +89,14 @@ class WanModel(nn.Module):
         """Compile every block (see :meth:`WanBlock.compile`); kwargs go to ``torch.compile``."""
         compile_stack(self.blocks, **kwargs)
 
-    def new_kv_cache(self, batch_size: int, frame_tokens: int) -> RingKVCache:
-        """A ring cache sized for this model's blocks and causal settings (device/dtype of the weights)."""
+    def new_kv_cache(self, batch_size: int, frame_tokens: int, sequence: SequenceShard | None = None) -> RingKVCache:
+        """A ring cache sized for this model's blocks and causal settings (device/dtype of the weights);
+        with ``sequence``, for this process's heads only."""
         p = self.patch_embedding.weight
         cfg = self.config
+        heads = cfg.num_heads if sequence is None else sequence.heads(cfg.num_heads)
         return RingKVCache(
-            cfg.num_layers, batch_size, cfg.num_heads, cfg.head_dim, frame_tokens,
+            cfg.num_layers, batch_size, heads, cfg.head_dim, frame_tokens,
             cfg.local_attn_frames, cfg.sink_frames, device=p.device, dtype=p.dtype,
         )
 
@@ -121,6 +124,7 @@ class WanModel(nn.Module):
         attn_mask: Tensor | None = None,
         extras: dict[str, Any] | None = None,
         extras_fn: Callable[[BlockContext], None] | None = None,
+        sequence: SequenceShard | None = None,
     ) -> Tensor:
         """Predict the flow (velocity) for latents x [B, in_dim, F, H, W] -> [B, out_dim, F, H, W] float32.
 
@@ -130,6 +134,9 @@ class WanModel(nn.Module):
         attn_mask: bool [N, N] self-attention mask (full-sequence reference; no cache).
         extras / extras_fn: ``extras`` becomes ``ctx.extras``; ``extras_fn(ctx)`` is called once
         after the context is built and before block 0 (e.g. to compute VACE hints).
+        sequence: run the blocks on this process's band of rows (sequence parallelism, see
+        :mod:`.sequence`; every process of the group calls with the same inputs and gets the
+        whole output). ``kv_cache`` must then hold this process's heads.
         """
         cfg = self.config
         p = self.patch_embedding.weight
@@ -148,13 +155,20 @@ class WanModel(nn.Module):
         else:
             context = self.embed_text(prompt)
 
+        rope = self.rope.cos_sin(start_frame, grid, p.device)
+        local_grid = grid
+        if sequence is not None:
+            if attn_mask is not None:
+                raise ValueError("a masked full-sequence pass does not run sequence-parallel")
+            tokens = sequence.local(tokens, grid)
+            rope = tuple(sequence.local(table[None], grid)[0] for table in rope)
+            local_grid = (grid[0], grid[1] // sequence.world, grid[2])
         ctx = BlockContext(
-            e=e0, timestep=t, grid=grid, start_frame=start_frame,
-            rope=self.rope.cos_sin(start_frame, grid, p.device),
+            e=e0, timestep=t, grid=local_grid, start_frame=start_frame, rope=rope,
             context=context, prompt=prompt, text_cache=text_cache, kv_cache=kv_cache,
-            plan=kv_cache.plan(tokens.shape[1]) if kv_cache is not None else None,
+            plan=kv_cache.plan(math.prod(grid)) if kv_cache is not None else None,
             write_cache=write_cache, attn_mask=attn_mask, x_embedded=tokens,
-            extras={} if extras is None else extras,
+            extras={} if extras is None else extras, sequence=sequence,
         )
         if extras_fn is not None:
             extras_fn(ctx)
@@ -165,6 +179,8 @@ class WanModel(nn.Module):
         if kv_cache is not None and write_cache:
             kv_cache.commit(grid[0])
         out = self.head(h, e)  # [B, N, out*prod(patch)]
+        if sequence is not None:
+            out = sequence.gather(out, local_grid)
         pf, ph, pw = cfg.patch_size
         return rearrange(
             out, "b (f h w) (pf ph pw c) -> b c (f pf) (h ph) (w pw)",

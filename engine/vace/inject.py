@@ -30,6 +30,7 @@ added to the base, so the base chunk stays exactly 3 latent frames.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -114,7 +115,8 @@ class VaceInjector:
             return
         if ctx.x_embedded is None:
             raise ValueError("VACE needs ctx.x_embedded (the patch-embedded tokens before block 0)")
-        c = self.branch.embed(cond.context)  # [B, N, dim]
+        full = _full_grid(ctx)
+        c = _band(ctx, self.branch.embed(cond.context), full)  # [B, N, dim] (this process's band)
         x = ctx.x_embedded
         if c.shape != x.shape:
             raise ValueError(f"vace_context tokens {tuple(c.shape)} do not match the chunk's {tuple(x.shape)}")
@@ -123,7 +125,9 @@ class VaceInjector:
             c_ref = self.branch.embed(cond.references)  # [B, R*h*w, dim]
             latents = cond.references[:, :16]  # the references' own latents (inactive slot)
             x_ref = self.embed_latents(latents) if self.embed_latents is not None else torch.zeros_like(c_ref)
-            c, x = torch.cat([c_ref, c], 1), torch.cat([x_ref, x], 1)
+            ref_grid = (cond.references.shape[2], full[1], full[2])
+            c = torch.cat([_band(ctx, c_ref, ref_grid), c], 1)
+            x = torch.cat([_band(ctx, x_ref, ref_grid), x], 1)
         ctx.extras[HINTS_KEY] = [h[:, n_ref:] for h in self.branch.hints(c, x, vctx)]
         if vctx.kv_cache is not None and ctx.write_cache:
             vctx.kv_cache.commit(ctx.grid[0])
@@ -131,16 +135,19 @@ class VaceInjector:
     def _branch_context(self, ctx: BlockContext, cond: VaceConditioning) -> tuple[BlockContext, int]:
         """The branch's context (own cache, references in front) and the reference token count."""
         kv = self._ring_like(ctx.kv_cache) if ctx.kv_cache is not None else None
+        full = _full_grid(ctx)
         refs = cond.references
         if refs is None or refs.shape[2] == 0:
-            plan = kv.plan(ctx.x_embedded.shape[1]) if kv is not None else None
+            plan = kv.plan(math.prod(full)) if kv is not None else None
             return dataclasses.replace(ctx, kv_cache=kv, plan=plan, extras={}, x_embedded=None), 0
         if kv is None:
             raise ValueError("VACE reference images need the streaming (KV-cached) forward")
         r = refs.shape[2]
         f, h, w = ctx.grid
-        n_ref = r * h * w
-        ref_cos, ref_sin = self._rope.cos_sin(-r, (r, h, w), ctx.e.device)
+        n_ref = r * h * w  # this process's reference tokens
+        ref_grid = (r, full[1], full[2])
+        ref_cos, ref_sin = (_band(ctx, table[None], ref_grid)[0]
+                            for table in self._rope.cos_sin(-r, ref_grid, ctx.e.device))
         cos, sin = ctx.rope
         vctx = dataclasses.replace(
             ctx,
@@ -149,7 +156,7 @@ class VaceInjector:
             grid=(r + f, h, w),
             rope=(torch.cat([ref_cos, cos]), torch.cat([ref_sin, sin])),
             kv_cache=kv,
-            plan=kv.plan(ctx.x_embedded.shape[1], prefix_tokens=n_ref),
+            plan=kv.plan(math.prod(full), prefix_tokens=math.prod(ref_grid)),
             extras={},
             x_embedded=None,
         )
@@ -163,6 +170,16 @@ class VaceInjector:
                 return None
             return output + hints[index] * ctx.extras[EXTRAS_KEY].scale
         return inject
+
+
+def _full_grid(ctx: BlockContext) -> tuple[int, int, int]:
+    """The chunk's whole token grid (``ctx.grid`` is one band of it under sequence parallelism)."""
+    return ctx.grid if ctx.sequence is None else ctx.sequence.full_grid(ctx.grid)
+
+
+def _band(ctx: BlockContext, tokens: Tensor, grid: tuple[int, int, int]) -> Tensor:
+    """This process's band of ``tokens`` laid out on the whole ``grid`` (all of them on one device)."""
+    return tokens if ctx.sequence is None else ctx.sequence.local(tokens, grid)
 
 
 def attach_vace(model: nn.Module, branch: VaceBranch) -> VaceInjector:
