@@ -300,7 +300,7 @@ def bench_main(args: Any) -> int:
     overrides = {name: value for name, value in (
         ("model", args.model), ("device", args.device), ("width", args.width), ("height", args.height),
         ("steps", args.steps), ("annotator", args.annotator), ("fps", args.fps), ("weights_dir", args.weights_dir),
-        ("vae", args.vae), ("compile", args.compile)) if value is not None}
+        ("vae", args.vae), ("compile", args.compile), ("devices", args.devices)) if value is not None}
     result = run_bench(overrides, args.seconds, args.warmup, random_weights=args.random_weights)
     if args.json:
         print(json.dumps(asdict(result), indent=2))

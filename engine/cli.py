@@ -107,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--scripts", action="store_true", help="also run the component benchmarks under bench/")
     for name in ("model", "device", "annotator", "vae"):
         bench.add_argument(REGISTRY[name].cli_flag, dest=name, choices=REGISTRY[name].choices)
+    bench.add_argument(REGISTRY["devices"].cli_flag, dest="devices", help=REGISTRY["devices"].description)
     for name in ("width", "height", "steps"):
         bench.add_argument(REGISTRY[name].cli_flag, dest=name, type=int)
     bench.add_argument("--fps", type=float)

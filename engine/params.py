@@ -437,6 +437,9 @@ REGISTRY = Registry([
           applies=RELOAD, group="model"),
     Param("device", C, "auto", "Compute device.", applies=RELOAD, group="model",
           choices=("auto", "cpu", "cuda")),
+    Param("devices", S, "", "Several devices of this machine for one model (sequence parallelism, one worker "
+          "process per extra device): e.g. cuda:0,cuda:1, or cpu,cpu to try it without GPUs. Empty: one device "
+          "(device).", applies=RESTART, group="model"),
     Param("dtype", C, "auto", "Compute dtype (auto: bf16 on CUDA, fp32 on CPU).", applies=RELOAD,
           group="model", choices=("auto", "bf16", "fp16", "fp32")),
     Param("vae", C, "auto", "Autoencoder: the Wan2.1 VAE, or the tiny TAEW2.1 for speed "

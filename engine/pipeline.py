@@ -28,6 +28,7 @@ from vacelive.engine.chunk import Chunk
 from vacelive.engine.model import CONFIGS, CausalGenerator, WanModel, compile_stack, load_model
 from vacelive.engine.model.kv_cache import TextKVCache
 from vacelive.engine.model.lora import StyleLoras, load_lora
+from vacelive.engine.parallel import LeaderGenerator, parse_devices, start_workers
 from vacelive.engine.params import lora_scale_name, parse_lora_entries
 from vacelive.engine.state import ParamStore
 from vacelive.engine.text import PromptCache, PromptConditioner, RandomPromptEmbeddings, make_text_encoder
@@ -39,6 +40,8 @@ log = logging.getLogger(__name__)
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 RANDOM_TINY_LABEL = "tiny random-weight model (abstract patterns, for tests)"
+WORKER_PARAMS = ("model", "weights_dir", "dtype", "width", "height", "attention")
+"""What a worker process needs from the store to build the same DiT and VACE branch."""
 
 
 def resolve_dtype(choice: str, device: str) -> torch.dtype:
@@ -236,17 +239,18 @@ def build_vace_branch(model: WanModel, manifest, random_weights: bool = False) -
     zero projections (no effect: the honest state without VACE weights); with ``random_weights``,
     random projections, so that the branch runs and costs what it costs."""
     cfg = model.config
-    branch = VaceBranch(model.blocks, default_vace_layers(cfg.num_layers), cfg.dim, cfg.patch_size)
-    if random_weights:
-        with torch.random.fork_rng(devices=[]), torch.no_grad():
-            torch.manual_seed(1)
-            for name, p in branch.named_parameters():
-                if "_proj." in name:
-                    p.copy_(torch.randn(p.shape) * 0.02)
-    elif manifest is not None and manifest.has("vace"):
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(1)  # the same branch in every process (sequence parallelism)
+        branch = VaceBranch(model.blocks, default_vace_layers(cfg.num_layers), cfg.dim, cfg.patch_size)
+        if random_weights:
+            with torch.no_grad():
+                for name, p in branch.named_parameters():
+                    if "_proj." in name:
+                        p.copy_(torch.randn(p.shape) * 0.02)
+    if manifest is not None and manifest.has("vace") and not random_weights:
         graft_vace(branch, manifest.path("vace"))
         log.info("VACE weights grafted from %s", manifest.path("vace"))
-    else:
+    elif not random_weights:
         log.warning("no VACE weights in the weights folder: control, masks, references and keyframes "
                     "have no effect")
     return branch.eval().requires_grad_(False)
@@ -255,15 +259,25 @@ def build_vace_branch(model: WanModel, manifest, random_weights: bool = False) -
 def build_generator(store: ParamStore, manifest, device: str, random_weights: bool = False) -> VideoPipeline:
     """Everything the generator needs, loaded before any source or sink opens (``random_weights``:
     the model's real size with random values, to measure speed without weights)."""
+    devices = parse_devices(store.get("devices"))
+    if devices:
+        if parse_lora_entries(store.get("loras")):
+            raise ValueError("style LoRAs do not run across several devices yet: drop --loras or --devices")
+        device = devices[0]
+        sequence = start_workers(devices, {name: store.get(name) for name in WORKER_PARAMS},
+                                 None if manifest is None else str(manifest.root), random_weights)
     dtype = resolve_dtype(store.get("dtype"), device)
     model = build_model(store, manifest, device, dtype, random_weights)
-    injector = attach_vace(model, build_vace_branch(model, manifest, random_weights))  # hooks go on before compiling
+    injector = attach_vace(model, build_vace_branch(model, manifest, random_weights).to(device))  # hooks before compiling
     loras = build_loras(store, model)
     if store.get("compile"):
         model.compile_blocks()
         compile_stack(injector.branch.vace_blocks)
     width, height = store.get("width"), store.get("height")
-    causal = CausalGenerator(model, height, width, attention=store.get("attention"))
+    if devices:
+        causal = LeaderGenerator(model, height, width, injector, sequence, attention=store.get("attention"))
+    else:
+        causal = CausalGenerator(model, height, width, attention=store.get("attention"))
     if causal.kernels is not None:
         log.info("attention kernels, in order: %s", ", ".join(k.name for k in causal.kernels))
     vae = build_vae(store, manifest, device, dtype, random_weights)

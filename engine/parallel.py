@@ -1,0 +1,205 @@
+"""Several processes for one generator: sequence parallelism at run time (the ``devices`` parameter).
+
+``vacelive run --devices cuda:0,cuda:1`` (or ``cpu,cpu``: gloo on loopback, to exercise it
+without GPUs) starts one worker process per extra device of this machine. Rank 0 is the engine:
+source, sinks, OSC, the text encoder, the autoencoder and the annotators live there. The DiT and
+its VACE branch run on every rank, each on its band of every latent frame
+(:mod:`engine.model.sequence`), so the chunks equal one device's. Before each chunk, and each
+prompt re-cache, rank 0 broadcasts what the workers need: the stream's counters (frame and chunk
+index, the rings' positions: a cut on rank 0 is a cut everywhere), the text embedding when it
+changed, the seed and steps, and the chunk's VACE inputs. Every collective has a timeout, so a
+worker that dies becomes an error on rank 0 (the engine logs it and holds its last frame), not a
+hang.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import os
+import re
+import socket
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from torch import Tensor
+
+from vacelive.engine.model import CausalGenerator, WanModel
+from vacelive.engine.model.sequence import SequenceShard
+from vacelive.engine.vace import EXTRAS_KEY, VaceConditioning, VaceInjector
+
+log = logging.getLogger(__name__)
+
+TIMEOUT = datetime.timedelta(seconds=60)
+"""How long any collective waits for the other processes before it fails."""
+_DEVICE = re.compile(r"^(cpu|cuda:\d+)$")
+
+
+def parse_devices(spec: str) -> list[str]:
+    """``"cuda:0,cuda:1"`` -> the devices; ``""`` or one device -> ``[]`` (no worker processes).
+
+    All CPU (gloo) or all CUDA (NCCL), each CUDA device once."""
+    devices = [d.strip() for d in spec.split(",") if d.strip()]
+    bad = [d for d in devices if not _DEVICE.match(d)]
+    if bad:
+        raise ValueError(f"devices: {', '.join(bad)} is not 'cpu' or 'cuda:N' (e.g. --devices cuda:0,cuda:1)")
+    if len(devices) < 2:
+        return []
+    kinds = {d.split(":")[0] for d in devices}
+    if len(kinds) > 1:
+        raise ValueError(f"devices: {spec!r} mixes CPU and CUDA; use one kind")
+    if "cuda" in kinds and len(set(devices)) < len(devices):
+        raise ValueError(f"devices: {spec!r} names a GPU twice")
+    return devices
+
+
+@dataclass(frozen=True)
+class StreamState:
+    """The counters of rank 0's stream that the workers copy before each command."""
+
+    frame_index: int
+    chunk_index: int
+    frames_written: int
+    shift: int
+    branch_frames_written: int | None  # the VACE ring's (None: not created yet)
+
+    @classmethod
+    def of(cls, causal: CausalGenerator, injector: VaceInjector) -> StreamState:
+        ring = injector.kv_cache
+        return cls(causal.frame_index, causal.chunk_index, causal.kv_cache.frames_written, causal.kv_cache.shift,
+                   None if ring is None else ring.frames_written)
+
+    def apply(self, causal: CausalGenerator, injector: VaceInjector) -> None:
+        """Make this process's stream match: a cut on rank 0 (counters back to 0) is a cut here."""
+        causal.frame_index, causal.chunk_index = self.frame_index, self.chunk_index
+        causal.kv_cache.frames_written, causal.kv_cache.shift = self.frames_written, self.shift
+        while causal.window and causal.window[-1][0] >= self.frame_index:
+            causal.window.pop()  # chunks rank 0 forgot in a cut
+        if injector.kv_cache is not None:
+            injector.kv_cache.frames_written = self.branch_frames_written or 0
+            injector.kv_cache.shift = 0
+
+
+class LeaderGenerator(CausalGenerator):
+    """Rank 0's chunk driver: announces each chunk and re-cache to the workers, then runs its band."""
+
+    def __init__(self, model: WanModel, height: int, width: int, injector: VaceInjector, sequence: SequenceShard,
+                 attention: str = "auto") -> None:
+        super().__init__(model, height, width, attention=attention, sequence=sequence)
+        self.injector = injector
+        self._sent_text: Tensor | None = None
+
+    def _announce(self, kind: str, text: Tensor | None, **payload: Any) -> None:
+        if text is not None and self._sent_text is not None and torch.equal(text, self._sent_text):
+            text = None  # unchanged: the workers keep theirs (compared by value: a blend may reuse a tensor)
+        elif text is not None:
+            self._sent_text = text.clone()
+            text = text.detach().cpu()
+        message = dict(kind=kind, state=StreamState.of(self, self.injector), text=text, **payload)
+        self.sequence._collective("broadcast", dist.broadcast_object_list, [message], src=0,
+                                  group=self.sequence.group)
+
+    def generate_chunk(self, text_context: Tensor, seed: int, steps: int = 4, extras_fn=None,
+                       extras: dict[str, Any] | None = None) -> Tensor:
+        if extras_fn is not None:
+            raise ValueError("extras_fn does not reach worker processes; pass extras")
+        cond: VaceConditioning | None = (extras or {}).get(EXTRAS_KEY)
+        vace = None if cond is None else (cond.context.cpu(), cond.scale,
+                                          None if cond.references is None else cond.references.cpu())
+        self._announce("chunk", text_context, seed=seed, steps=steps, vace=vace)
+        return super().generate_chunk(text_context, seed, steps, extras=extras)
+
+    def recache(self, text_context: Tensor) -> int:
+        self._announce("recache", text_context)
+        return super().recache(text_context)
+
+    def stop_workers(self) -> None:
+        """Tell the workers to end (they also end with this process)."""
+        self._announce("stop", None)
+
+
+def serve(causal: CausalGenerator, injector: VaceInjector, device: str) -> None:
+    """A worker's loop: copy rank 0's counters, then run what it announced, until ``stop``."""
+    text: Tensor | None = None
+    with torch.inference_mode():
+        while True:
+            box: list[Any] = [None]
+            causal.sequence._collective("broadcast", dist.broadcast_object_list, box, src=0,
+                                        group=causal.sequence.group)
+            message = box[0]
+            if message["kind"] == "stop":
+                return
+            if message["text"] is not None:
+                text = message["text"].to(device)
+            message["state"].apply(causal, injector)
+            if message["kind"] == "recache":
+                causal.recache(text)
+                continue
+            extras = None
+            if message["vace"] is not None:
+                context, scale, refs = message["vace"]
+                extras = {EXTRAS_KEY: VaceConditioning(context.to(device), scale,
+                                                       None if refs is None else refs.to(device))}
+            causal.generate_chunk(text, message["seed"], message["steps"], extras=extras)
+
+
+def _loopback() -> str:
+    return next((name for _, name in socket.if_nameindex() if name.startswith("lo")), "lo")
+
+
+def _join(rank: int, world: int, port: int, device: str) -> SequenceShard:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    os.environ.setdefault("GLOO_SOCKET_IFNAME", _loopback())
+    if device.startswith("cuda"):
+        torch.cuda.set_device(device)
+    backend = "nccl" if device.startswith("cuda") else "gloo"
+    dist.init_process_group(backend, rank=rank, world_size=world, timeout=TIMEOUT)
+    return SequenceShard.of()
+
+
+def worker_main(rank: int, devices: list[str], port: int, overrides: dict[str, Any], weights: str | None,
+                random_weights: bool) -> None:
+    """Entry point of worker ``rank``: the same DiT and VACE branch as rank 0 (from the weights
+    folder ``weights``; None: random, as rank 0's), on its device."""
+    from vacelive.engine.app import build_store
+    from vacelive.engine.pipeline import build_model, build_vace_branch, resolve_dtype
+    from vacelive.engine.vace import attach_vace
+    from vacelive.engine.weights import WeightsManifest
+
+    logging.basicConfig(level=logging.WARNING)
+    device = devices[rank]
+    if device == "cpu":
+        torch.set_num_threads(max(1, torch.get_num_threads() // len(devices)))
+    sequence = _join(rank, len(devices), port, device)
+    try:
+        store = build_store(overrides=overrides)
+        manifest = None if weights is None else WeightsManifest.open(weights)
+        dtype = resolve_dtype(store.get("dtype"), device)
+        model = build_model(store, manifest, device, dtype, random_weights)
+        injector = attach_vace(model, build_vace_branch(model, manifest, random_weights).to(device))
+        causal = CausalGenerator(model, store.get("height"), store.get("width"), attention=store.get("attention"),
+                                 sequence=sequence)
+        serve(causal, injector, device)
+    finally:
+        dist.destroy_process_group()
+
+
+def start_workers(devices: list[str], overrides: dict[str, Any], weights: str | None,
+                  random_weights: bool) -> SequenceShard:
+    """Spawn a worker for each device after the first (each builds the model from ``overrides``
+    and the weights folder ``weights``) and join them as rank 0 (this process)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ctx = mp.get_context("spawn")
+    for rank in range(1, len(devices)):
+        ctx.Process(target=worker_main, args=(rank, devices, port, overrides, weights, random_weights), daemon=True,
+                    name=f"vacelive-worker-{rank}").start()
+    if devices[0] == "cpu":
+        torch.set_num_threads(max(1, torch.get_num_threads() // len(devices)))
+    sequence = _join(0, len(devices), port, devices[0])
+    log.info("sequence parallel over %d processes: %s (rank 0 is this one)", len(devices), ", ".join(devices))
+    return sequence

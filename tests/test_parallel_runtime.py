@@ -1,0 +1,69 @@
+"""Several processes at run time (the ``devices`` parameter): ``cpu,cpu`` starts a worker process
+(gloo on loopback) and the pipeline's frames equal one device's, with control through VACE, a
+prompt change and a hard cut; device lists that cannot work are refused with one clear line."""
+
+import numpy as np
+import pytest
+import torch
+import torch.distributed as dist
+
+from vacelive.engine.app import build_store
+from vacelive.engine.chunk import Chunk
+from vacelive.engine.parallel import LeaderGenerator, parse_devices
+from vacelive.engine.pipeline import build_generator
+
+SIZE = 64
+
+
+def _frames(pipeline, store) -> list[np.ndarray]:
+    rng = np.random.default_rng(0)
+    out = []
+    for index in range(5):
+        if index == 3:
+            pipeline.reset()  # hard cut
+        store.set("prompt", "red shapes" if index < 2 else "blue shapes")
+        frames = rng.integers(0, 256, (12, SIZE, SIZE, 3), dtype=np.uint8)
+        control = rng.integers(0, 256, (12, SIZE, SIZE, 3), dtype=np.uint8)
+        chunk = Chunk(index=index, epoch=0, frames=frames, control=control, masks=None,
+                      snapshot=store.snapshot(), captured_at=[0.0] * 12)
+        out.append(pipeline.generate(chunk))
+    return out
+
+
+def _store(devices: str):
+    torch.manual_seed(0)  # the random tiny autoencoder and text encoder are drawn from the global generator
+    return build_store(overrides={"device": "cpu", "width": SIZE, "height": SIZE, "devices": devices,
+                                  "annotator": "edge"})
+
+
+def test_two_cpu_processes_give_the_frames_of_one():
+    store = _store("")
+    single = _frames(build_generator(store, None, "cpu", random_weights=True), store)
+    store = _store("cpu,cpu")
+    pipeline = build_generator(store, None, "cpu", random_weights=True)
+    try:
+        assert isinstance(pipeline.causal, LeaderGenerator) and pipeline.causal.sequence.world == 2
+        parallel = _frames(pipeline, store)
+        assert pipeline.mode == "control"  # VACE ran
+    finally:
+        pipeline.causal.stop_workers()
+        dist.destroy_process_group()
+    for i, (a, b) in enumerate(zip(single, parallel)):
+        assert a.shape == b.shape, i
+        diff = np.abs(a.astype(int) - b.astype(int))
+        assert diff.max() <= 1 and diff.mean() < 0.01, (i, diff.max(), diff.mean())
+    assert np.abs(single[1].astype(int) - single[4].astype(int)).mean() > 1.0  # the chunks differ
+
+
+@pytest.mark.parametrize("spec, words", [
+    ("cuda:0,cpu", "mixes CPU and CUDA"),
+    ("gpu0,gpu1", "is not 'cpu' or 'cuda:N'"),
+    ("cuda:1,cuda:1", "names a GPU twice"),
+])
+def test_device_lists_that_cannot_work_are_refused(spec, words):
+    with pytest.raises(ValueError, match=words):
+        parse_devices(spec)
+
+
+def test_one_device_or_none_starts_no_worker():
+    assert parse_devices("") == [] and parse_devices("cuda:0") == [] and parse_devices("cpu, cpu") == ["cpu", "cpu"]
