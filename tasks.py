@@ -4,7 +4,7 @@
                                 # (input | control | output side by side)
     python tasks.py test        # create .venv, install with test extras, run the test suite
     python tasks.py setup       # only create .venv and install
-    python tasks.py train-tiny  # train the tiny default model again from its seed (about 45 min on
+    python tasks.py train-tiny  # train the tiny default model again from its seed (about 60 min on
                                 # 2 CPU cores) into out/tiny-weights; extra args go to the trainer
 
 torch is installed first, pinned to the CPU-capable build these machines carry (torch==2.13.0);

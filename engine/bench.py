@@ -301,7 +301,11 @@ def bench_main(args: Any) -> int:
         ("model", args.model), ("device", args.device), ("width", args.width), ("height", args.height),
         ("steps", args.steps), ("annotator", args.annotator), ("fps", args.fps), ("weights_dir", args.weights_dir),
         ("vae", args.vae), ("compile", args.compile), ("devices", args.devices)) if value is not None}
-    result = run_bench(overrides, args.seconds, args.warmup, random_weights=args.random_weights)
+    try:
+        result = run_bench(overrides, args.seconds, args.warmup, random_weights=args.random_weights)
+    except (FileNotFoundError, ValueError, RuntimeError) as exc:  # bad flags, missing weights: one line
+        print(f"cannot bench: {exc}", file=sys.stderr)
+        return 2
     if args.json:
         print(json.dumps(asdict(result), indent=2))
     else:

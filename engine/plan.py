@@ -22,8 +22,8 @@ Three ways to spread one model over N devices, each keeping the frames exactly t
 - ``stages``: the DiT on device 0, the VACE branch on device 2 when there is one (else beside the
   DiT), the VAE and the text encoder on device 1, so decoding overlaps the next chunk's denoising.
 
-This is a plan for buying and placing hardware: vacelive runs on one device today (the issue
-about several GPUs tracks the rest).
+This is a plan for buying and placing hardware. Of the three, ``sequence`` runs today
+(``--devices``, :mod:`engine.parallel`); ``layers`` and ``stages`` are planned only.
 """
 
 from __future__ import annotations

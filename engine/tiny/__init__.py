@@ -6,9 +6,9 @@ checkpoints; ``weights/CARD.md`` says how they were made. :mod:`.train` makes th
 seed (``python3 tasks.py train-tiny``), on synthetic clips from :mod:`.shapes`.
 
 It is meant to show the pipeline working (control steering it, ``context_scale``, prompts naming
-colours, references). This first training run falls short: it draws blurry colour fields that
-change with the control and take the prompt's colour, but do not follow the control's edges and
-ignore references (the card has the figures). It is not a video model.
+colours, references). It draws blurry outlines in the prompt's colour where the control puts
+shapes; its edges are too soft for an edge detector and it ignores references (the card has the
+figures). It is not a video model.
 """
 
 from __future__ import annotations
@@ -18,4 +18,4 @@ from pathlib import Path
 TINY_WEIGHTS = Path(__file__).resolve().parent / "weights"
 """The bundled weights folder of the trained tiny model."""
 
-TINY_LABEL = "tiny model trained on synthetic shapes (first run: blurry colour fields, not video)"
+TINY_LABEL = "tiny model trained on synthetic shapes (blurry coloured outlines, not video)"
