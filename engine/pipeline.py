@@ -268,7 +268,8 @@ def build_generator(store: ParamStore, manifest, device: str, random_weights: bo
                                  None if manifest is None else str(manifest.root), random_weights)
     dtype = resolve_dtype(store.get("dtype"), device)
     model = build_model(store, manifest, device, dtype, random_weights)
-    injector = attach_vace(model, build_vace_branch(model, manifest, random_weights).to(device))  # hooks before compiling
+    branch = build_vace_branch(model, manifest, random_weights)
+    injector = attach_vace(model, branch)  # hooks go on before compiling
     loras = build_loras(store, model)
     if store.get("compile"):
         model.compile_blocks()

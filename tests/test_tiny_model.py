@@ -110,7 +110,8 @@ def test_a_reference_image_brings_its_colour(runner, clips):
         assert near_with + 30 < near_without, (clip.colour, near_with, near_without)
 
 
-@pytest.mark.xfail(strict=True, reason="the trained tiny model's outlines are too soft for an edge detector (open issue)")
+@pytest.mark.xfail(strict=True, reason="the trained tiny model's outlines are too soft for an edge detector "
+                   "(open issue)")
 def test_demo_redraws_the_test_pattern_shapes_along_their_edges(tmp_path):
     """The demo's command, shortened: the output panel of the side-by-side preview follows the
     input panel's edges far better than those of the pattern half a run later."""

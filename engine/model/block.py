@@ -24,7 +24,8 @@ class WanBlock(nn.Module):
     :meth:`compile` gives the block a ``torch.compile(fullgraph=True)`` twin of its forward,
     used once the KV ring is full (the stream's steady state: static shapes, one graph for every
     block of the class); the chunks that fill the ring after a cut, cache-less passes, masked
-    reference passes and sequence-parallel passes run eagerly. Hooks (VACE) stay outside the graph, in the module call.
+    reference passes and sequence-parallel passes run eagerly. Hooks (VACE) stay outside the
+    graph, in the module call.
     """
 
     compiled: Callable[[Tensor, BlockContext], Tensor] | None = None

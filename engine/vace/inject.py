@@ -21,10 +21,10 @@ References (R2V): the branch's token sequence for a forward is ``[R reference fr
 chunk's frames]``. References sit at fixed RoPE frame positions ``-R .. -1`` (before the
 stream's frame 0, as VACE puts them before the video), carry the chunk's first-frame timestep
 modulation, and use the base's patch embedding of their clean latent as ``x`` (zeros for a
-model without ``patch_embedding``). The chunk's
-frames use the base's own positions and cache. The references' K/V are recomputed each forward
-and never written to the cache (the branch's ring plan counts them as ``prefix_tokens``); only the chunk's tokens' hints are
-added to the base, so the base chunk stays exactly 3 latent frames.
+model without ``patch_embedding``). The chunk's frames use the base's own positions and cache.
+The references' K/V are recomputed each forward and never written to the cache (the branch's
+ring plan counts them as ``prefix_tokens``); only the chunk's tokens' hints are added to the
+base, so the base chunk stays exactly 3 latent frames.
 """
 
 from __future__ import annotations
