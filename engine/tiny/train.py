@@ -375,6 +375,8 @@ class Trainer:
         model.train()
         branch.train()
         self.params = list(model.parameters()) + list(branch.parameters())
+        self.averaged_params = ([] if self.averaged is None else
+                                list(self.averaged[0].parameters()) + list(self.averaged[1].parameters()))
         self.optimizer = torch.optim.AdamW(self.params, lr=lr, weight_decay=0.01)
 
     def step(self, loss: Tensor) -> None:
@@ -383,10 +385,9 @@ class Trainer:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.params, 1.0)
         self.optimizer.step()
-        if self.averaged is not None and self.ema is not None:
+        if self.averaged_params:
             with torch.no_grad():
-                averaged = list(self.averaged[0].parameters()) + list(self.averaged[1].parameters())
-                torch._foreach_lerp_(averaged, self.params, 1 - self.ema)
+                torch._foreach_lerp_(self.averaged_params, self.params, 1 - self.ema)
 
     def fresh_rings(self, batch: int, frame_tokens: int):
         """A new KV ring for the base (returned) and for the branch (the last step's holds its graph)."""
