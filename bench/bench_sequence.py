@@ -15,8 +15,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import os
-import socket
 import statistics
 import tempfile
 import time
@@ -28,11 +26,8 @@ import torch.multiprocessing as mp
 
 from vacelive.engine.model import CONFIGS, CausalGenerator, WanModel
 from vacelive.engine.model.sequence import SequenceShard
+from vacelive.engine.parallel import free_port, join_group
 from vacelive.engine.vace import EXTRAS_KEY, VaceBranch, VaceConditioning, attach_vace, default_vace_layers
-
-
-def _loopback() -> str:
-    return next(name for _, name in socket.if_nameindex() if name.startswith("lo"))
 
 
 def _stream_ms(args: argparse.Namespace, sequence: SequenceShard | None, device: str) -> list[float]:
@@ -63,14 +58,11 @@ def _stream_ms(args: argparse.Namespace, sequence: SequenceShard | None, device:
 
 
 def _worker(rank: int, world: int, port: int, args: argparse.Namespace, result: str) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), GLOO_SOCKET_IFNAME=_loopback())
     torch.set_num_threads(max(1, args.threads // world))
-    dist.init_process_group(args.backend, rank=rank, world_size=world, timeout=datetime.timedelta(seconds=120))
     device = f"cuda:{rank}" if args.backend == "nccl" else "cpu"
-    if args.backend == "nccl":
-        torch.cuda.set_device(rank)
+    sequence = join_group(rank, world, port, device, timeout=datetime.timedelta(seconds=120))
     try:
-        times = _stream_ms(args, SequenceShard.of(), device)
+        times = _stream_ms(args, sequence, device)
         if rank == 0:
             Path(result).write_text(json.dumps(times))
     finally:
@@ -111,10 +103,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             with tempfile.TemporaryDirectory() as tmp:
                 result = Path(tmp) / "times.json"
-                with socket.socket() as s:
-                    s.bind(("127.0.0.1", 0))
-                    port = s.getsockname()[1]
-                mp.start_processes(_worker, args=(world, port, args, str(result)), nprocs=world, start_method="spawn")
+                mp.start_processes(_worker, args=(world, free_port(), args, str(result)), nprocs=world,
+                                   start_method="spawn")
                 times = json.loads(result.read_text())
         sent = _bytes_per_chunk(args, world) if world > 1 else 0
         print(f"{world} process(es): {statistics.median(times):8.1f} ms per chunk (median of {len(times)}), "

@@ -99,7 +99,7 @@ class LeaderGenerator(CausalGenerator):
             self._sent_text = text.clone()
             text = text.detach().cpu()
         message = dict(kind=kind, state=StreamState.of(self, self.injector), text=text, **payload)
-        self.sequence._collective("broadcast", dist.broadcast_object_list, [message], src=0,
+        self.sequence.collective("broadcast", dist.broadcast_object_list, [message], src=0,
                                   group=self.sequence.group)
 
     def generate_chunk(self, text_context: Tensor, seed: int, steps: int = 4, extras_fn=None,
@@ -127,7 +127,7 @@ def serve(causal: CausalGenerator, injector: VaceInjector, device: str) -> None:
     with torch.inference_mode():
         while True:
             box: list[Any] = [None]
-            causal.sequence._collective("broadcast", dist.broadcast_object_list, box, src=0,
+            causal.sequence.collective("broadcast", dist.broadcast_object_list, box, src=0,
                                         group=causal.sequence.group)
             message = box[0]
             if message["kind"] == "stop":
@@ -146,17 +146,24 @@ def serve(causal: CausalGenerator, injector: VaceInjector, device: str) -> None:
             causal.generate_chunk(text, message["seed"], message["steps"], extras=extras)
 
 
-def _loopback() -> str:
-    return next((name for _, name in socket.if_nameindex() if name.startswith("lo")), "lo")
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now, for a new group's rendezvous."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
-def _join(rank: int, world: int, port: int, device: str) -> SequenceShard:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    os.environ.setdefault("GLOO_SOCKET_IFNAME", _loopback())
+def join_group(rank: int, world: int, port: int, device: str,
+               timeout: datetime.timedelta = TIMEOUT) -> SequenceShard:
+    """Join the group of ``world`` processes of this machine meeting on 127.0.0.1:``port``
+    (NCCL for a CUDA ``device``, made this process's current one; gloo on the loopback interface
+    for the CPU) with ``timeout`` on every collective. Nothing of it listens beyond loopback."""
+    loopback = next((name for _, name in socket.if_nameindex() if name.startswith("lo")), "lo")
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), GLOO_SOCKET_IFNAME=loopback)
     if device.startswith("cuda"):
         torch.cuda.set_device(device)
     backend = "nccl" if device.startswith("cuda") else "gloo"
-    dist.init_process_group(backend, rank=rank, world_size=world, timeout=TIMEOUT)
+    dist.init_process_group(backend, rank=rank, world_size=world, timeout=timeout)
     return SequenceShard.of()
 
 
@@ -173,7 +180,7 @@ def worker_main(rank: int, devices: list[str], port: int, overrides: dict[str, A
     device = devices[rank]
     if device == "cpu":
         torch.set_num_threads(max(1, torch.get_num_threads() // len(devices)))
-    sequence = _join(rank, len(devices), port, device)
+    sequence = join_group(rank, len(devices), port, device)
     try:
         store = build_store(overrides=overrides)
         manifest = None if weights is None else WeightsManifest.open(weights)
@@ -191,15 +198,13 @@ def start_workers(devices: list[str], overrides: dict[str, Any], weights: str | 
                   random_weights: bool) -> SequenceShard:
     """Spawn a worker for each device after the first (each builds the model from ``overrides``
     and the weights folder ``weights``) and join them as rank 0 (this process)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     ctx = mp.get_context("spawn")
     for rank in range(1, len(devices)):
         ctx.Process(target=worker_main, args=(rank, devices, port, overrides, weights, random_weights), daemon=True,
                     name=f"vacelive-worker-{rank}").start()
     if devices[0] == "cpu":
         torch.set_num_threads(max(1, torch.get_num_threads() // len(devices)))
-    sequence = _join(0, len(devices), port, devices[0])
+    sequence = join_group(0, len(devices), port, devices[0])
     log.info("sequence parallel over %d processes: %s (rank 0 is this one)", len(devices), ", ".join(devices))
     return sequence

@@ -4,7 +4,6 @@ hard cut); a process that dies stops the others with a clear error instead of a 
 
 import datetime
 import os
-import socket
 import traceback
 from pathlib import Path
 
@@ -15,21 +14,12 @@ import torch.multiprocessing as mp
 
 from vacelive.engine.model import CausalGenerator, WanConfig, WanModel
 from vacelive.engine.model.sequence import SequenceParallelError, SequenceShard
+from vacelive.engine.parallel import free_port, join_group
 from vacelive.engine.vace import EXTRAS_KEY, VaceBranch, VaceConditioning, attach_vace, default_vace_layers
 
 CONFIG = WanConfig(dim=128, ffn_dim=256, num_heads=4, num_layers=2, freq_dim=32, text_dim=32, text_len=16)
 SIZE = 64  # 64x64 frames: an 8x8 latent, a 4x4 token grid: 4 rows, one or two per process
 CHUNKS = 6  # a hard cut before chunk 3
-
-
-def _loopback() -> str:
-    return next(name for _, name in socket.if_nameindex() if name.startswith("lo"))
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _stream(sequence: SequenceShard | None, vace: bool, die_after: int | None = None) -> list[torch.Tensor]:
@@ -58,11 +48,10 @@ def _stream(sequence: SequenceShard | None, vace: bool, die_after: int | None = 
 
 
 def _worker(rank: int, world: int, port: int, vace: bool, result: str, die_rank: int | None) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), GLOO_SOCKET_IFNAME=_loopback())
     torch.set_num_threads(1)
-    dist.init_process_group("gloo", rank=rank, world_size=world, timeout=datetime.timedelta(seconds=20))
+    sequence = join_group(rank, world, port, "cpu", timeout=datetime.timedelta(seconds=20))
     try:
-        chunks = _stream(SequenceShard.of(), vace, die_after=1 if rank == die_rank else None)
+        chunks = _stream(sequence, vace, die_after=1 if rank == die_rank else None)
         if rank == 0:
             torch.save(chunks, result)
     except SequenceParallelError as exc:
@@ -78,7 +67,7 @@ def _worker(rank: int, world: int, port: int, vace: bool, result: str, die_rank:
 def _run(world: int, vace: bool, tmp_path: Path, die_rank: int | None = None, timeout: float = 120.0) -> Path:
     result = tmp_path / f"rank0-{world}-{vace}.pt"
     ctx = mp.get_context("spawn")
-    port = _free_port()
+    port = free_port()
     procs = [ctx.Process(target=_worker, args=(r, world, port, vace, str(result), die_rank)) for r in range(world)]
     for p in procs:
         p.start()

@@ -62,7 +62,7 @@ class SequenceShard:
     def gather(self, tokens: Tensor, local_grid: tuple[int, int, int]) -> Tensor:
         """This band's [B, F*(h/N)*w, C] -> every band's, in grid order [B, F*h*w, C]."""
         parts = [torch.empty_like(tokens) for _ in range(self.world)]
-        self._collective("all_gather", dist.all_gather, parts, tokens.contiguous(), group=self.group)
+        self.collective("all_gather", dist.all_gather, parts, tokens.contiguous(), group=self.group)
         f, rows, w = local_grid
         return torch.stack([p.unflatten(1, (f, rows, w)) for p in parts], 2).flatten(2, 3).flatten(1, 3)
 
@@ -81,10 +81,12 @@ class SequenceShard:
 
     def _exchange(self, send: Tensor) -> Tensor:
         received = torch.empty_like(send)
-        self._collective("all_to_all", dist.all_to_all_single, received, send, group=self.group)
+        self.collective("all_to_all", dist.all_to_all_single, received, send, group=self.group)
         return received
 
-    def _collective(self, name: str, op, *args, **kwargs) -> None:
+    def collective(self, name: str, op, *args, **kwargs) -> None:
+        """Run ``op(*args, **kwargs)`` on the group; a failure (a peer died, the timeout passed)
+        becomes a :class:`SequenceParallelError` naming ``name`` and this rank."""
         try:
             op(*args, **kwargs)
         except (RuntimeError, dist.DistBackendError) as exc:  # a peer died, or the group's timeout passed
