@@ -117,6 +117,8 @@ def main(argv: list[str] | None = None) -> int:
         gens[name].generate_chunk(prompt, seed=0, steps=args.steps, extras=settings[name])
         rings[name] = injector.kv_cache
 
+    if on_gpu:
+        torch.cuda.reset_peak_memory_stats()  # the fp32 build above is not what a run holds
     with torch.no_grad():
         for name in settings:
             for _ in range(warmup):
@@ -137,6 +139,8 @@ def main(argv: list[str] | None = None) -> int:
     setting = {"config": args.config, "device": args.device, "dtype": dtype_name, "height": height, "width": width,
                "steps": args.steps, "vae": f"{args.vae} ({vae_size})", "chunks": chunks,
                "vace_blocks": len(branch.vace_blocks), "threads": torch.get_num_threads()}
+    if on_gpu:
+        setting["peak_gb"] = round(torch.cuda.max_memory_allocated() / 1e9, 1)  # weights, rings, work
     if args.json:
         name = torch.cuda.get_device_name() if on_gpu else "cpu"
         print(json.dumps({"device_name": name, "torch": torch.__version__, **setting, "results": rows}, indent=2))

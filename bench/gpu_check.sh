@@ -7,32 +7,12 @@
 #      kernel the DiT really runs and its share of a chunk (bench/attention_check.py);
 #   3. the whole engine end to end (vacelive bench): start-up, first frame, fps, glass-to-glass,
 #      peak VRAM, with depth control through VACE, compiled, TAEW; 4 then 2 steps.
-# Runs with the machine's own python3 (torch with CUDA). Wheels of the engine's other needs
-# (python-osc, PyAV, zeroconf, ...) are installed from WHEELS if that folder has them (the
-# machine has no internet); the package folders go on the path under the vacelive namespace.
-# Figures also land in $OUT (or ./out/gpu) as JSON.
+# Figures also land in $OUT (or ./out/gpu) as JSON. The environment comes from bench/gpu_env.sh.
 #
 #   bash bench/gpu_check.sh            WHEELS=.gpu/wheels by default
 set -u
 cd "$(dirname "$0")/.."
-OUT=${OUT:-out/gpu}
-mkdir -p "$OUT"
-PY=${PYTHON:-python3}
-WHEELS=${WHEELS:-.gpu/wheels}
-SITE=$(mktemp -d)
-if ls "$WHEELS"/*.whl >/dev/null 2>&1; then
-  $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "$SITE" "$WHEELS"/*.whl \
-    || echo "wheel install failed: the end-to-end run may not start"
-fi
-PKG=$(mktemp -d)
-mkdir -p "$PKG/vacelive"
-for folder in engine annotators bridges; do ln -s "$PWD/$folder" "$PKG/vacelive/$folder"; done
-export PYTHONPATH="$PKG:$SITE${PYTHONPATH:+:$PYTHONPATH}"
-export PYTHONUNBUFFERED=1
-
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
-$PY -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name(), 'cuDNN', torch.backends.cudnn.version())"
-date -u +"%Y-%m-%d %H:%M UTC"
+source bench/gpu_env.sh
 
 echo "== correctness: tiny config with VACE, CUDA fp32 against CPU fp32, and compiled against eager on CUDA"
 timeout 90 $PY - <<'PYEOF'

@@ -154,15 +154,16 @@ def free_port() -> int:
 
 
 def join_group(rank: int, world: int, port: int, device: str,
-               timeout: datetime.timedelta = TIMEOUT) -> SequenceShard:
+               timeout: datetime.timedelta = TIMEOUT, backend: str | None = None) -> SequenceShard:
     """Join the group of ``world`` processes of this machine meeting on 127.0.0.1:``port``
     (NCCL for a CUDA ``device``, made this process's current one; gloo on the loopback interface
-    for the CPU) with ``timeout`` on every collective. Nothing of it listens beyond loopback."""
+    for the CPU; ``backend`` overrides, e.g. gloo for processes sharing one GPU) with ``timeout``
+    on every collective. Nothing of it listens beyond loopback."""
     loopback = next((name for _, name in socket.if_nameindex() if name.startswith("lo")), "lo")
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), GLOO_SOCKET_IFNAME=loopback)
     if device.startswith("cuda"):
         torch.cuda.set_device(device)
-    backend = "nccl" if device.startswith("cuda") else "gloo"
+    backend = backend or ("nccl" if device.startswith("cuda") else "gloo")
     dist.init_process_group(backend, rank=rank, world_size=world, timeout=timeout)
     return SequenceShard.of()
 
