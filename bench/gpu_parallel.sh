@@ -13,12 +13,12 @@ source bench/gpu_env.sh
 
 echo "== sequence parallelism on CUDA, 2 processes on cuda:0 over gloo, against one process"
 timeout 60 $PY bench/bench_sequence.py --backend gloo --device cuda --processes 1 2 --vace --chunks 2
-timeout 150 $PY bench/bench_sequence.py --backend gloo --device cuda --processes 1 2 --vace --chunks 2 \
+timeout 120 $PY bench/bench_sequence.py --backend gloo --device cuda --processes 1 2 --vace --chunks 2 \
   --config 1.3B --width 832 --height 480
 echo "== 14B on one GPU: compiled, TAEW, no reference frames; 4 then 2 steps"
-timeout 240 $PY bench/bench_vace.py --config 14B --compile --refs 0 --steps 4 --chunks 3 --json \
+timeout 220 $PY bench/bench_vace.py --config 14B --compile --refs 0 --steps 4 --chunks 3 --json \
   | tee "$OUT/vace_14B_4steps.json"
-timeout 150 $PY bench/bench_vace.py --config 14B --compile --refs 0 --steps 2 --chunks 3 --json \
+timeout 120 $PY bench/bench_vace.py --config 14B --compile --refs 0 --steps 2 --chunks 3 --json \
   | tee "$OUT/vace_14B_2steps.json"
 echo "== what vacelive plan computes for the 14B on one device (text encoder left out, as above)"
 $PY -m vacelive.engine.cli plan --model 14B --devices 1 --no-text-encoder
