@@ -27,9 +27,10 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch import Tensor
 
-from vacelive.engine.model import CausalGenerator, WanModel
+from vacelive.engine.model import CausalGenerator, WanModel, compile_stack
 from vacelive.engine.model.sequence import SequenceShard
-from vacelive.engine.vace import EXTRAS_KEY, VaceConditioning, VaceInjector
+from vacelive.engine.vace import EXTRAS_KEY, VaceConditioning, VaceInjector, default_vace_layers
+from vacelive.engine.vace.remote import RemoteVace, serve_vace
 
 log = logging.getLogger(__name__)
 
@@ -209,3 +210,76 @@ def start_workers(devices: list[str], overrides: dict[str, Any], weights: str | 
     sequence = join_group(0, len(devices), port, devices[0])
     log.info("sequence parallel over %d processes: %s (rank 0 is this one)", len(devices), ", ".join(devices))
     return sequence
+
+
+STARTUP_TIMEOUT_S = 600.0
+"""How long rank 0 waits for a VACE worker to build its branch (loading weights included)."""
+
+
+class VaceWorker:
+    """A worker process running the VACE branch on its own device (:mod:`engine.vace.remote`),
+    joined to this process (rank 0) in a group of two."""
+
+    def __init__(self, process: Any, ready: Any) -> None:
+        self.process = process
+        self._ready = ready
+
+    def attach(self, model: WanModel) -> RemoteVace:
+        """Wait until the worker has built its branch, then hook ``model``'s blocks to take its
+        hints. Raises RuntimeError, in one line, if the worker failed or did not start in time."""
+        if not self._ready.poll(STARTUP_TIMEOUT_S):
+            raise RuntimeError(f"the VACE worker did not start within {STARTUP_TIMEOUT_S:.0f} s")
+        status, value = self._ready.recv()
+        if status != "ready":
+            raise RuntimeError(f"the VACE worker could not start: {value}")
+        return RemoteVace(model, default_vace_layers(model.config.num_layers), zero=value)
+
+
+def vace_worker_main(port: int, devices: tuple[str, str], overrides: dict[str, Any], weights: str | None,
+                     random_weights: bool, ready: Any) -> None:
+    """Entry point of the VACE worker (rank 1 on ``devices[1]``): the branch rank 0 would build
+    (from the weights folder ``weights``; None: random, as rank 0's), then :func:`serve_vace`."""
+    from vacelive.engine.app import build_store
+    from vacelive.engine.pipeline import build_model, build_vace_branch, resolve_dtype
+    from vacelive.engine.weights import WeightsManifest
+
+    logging.basicConfig(level=logging.WARNING)
+    device = devices[1]
+    if device == "cpu":
+        torch.set_num_threads(max(1, torch.get_num_threads() // 2))
+    join_group(1, 2, port, device)
+    try:
+        try:
+            store = build_store(overrides=overrides)
+            manifest = None if weights is None else WeightsManifest.open(weights)
+            model = build_model(store, manifest, device, resolve_dtype(store.get("dtype"), device), random_weights)
+            branch = build_vace_branch(model, manifest, random_weights).to(device)
+            del model  # the branch's blocks are copies; the base stays on rank 0
+            if store.get("compile"):
+                compile_stack(branch.vace_blocks)
+            injector = VaceInjector(None, branch)
+        except Exception as exc:
+            ready.send(("failed", f"{exc}".splitlines()[0] if str(exc) else repr(exc)))
+            return
+        ready.send(("ready", branch.is_zero()))
+        serve_vace(injector)
+    finally:
+        dist.destroy_process_group()
+
+
+def start_vace_worker(devices: tuple[str, str], overrides: dict[str, Any], weights: str | None,
+                      random_weights: bool) -> VaceWorker:
+    """Spawn the VACE worker for ``devices[1]`` (it builds its branch from ``overrides`` and the
+    weights folder ``weights``) and join it as rank 0 on ``devices[0]``; then build the base and
+    call :meth:`VaceWorker.attach`."""
+    port = free_port()
+    ctx = mp.get_context("spawn")
+    ours, theirs = ctx.Pipe(duplex=False)
+    process = ctx.Process(target=vace_worker_main, args=(port, devices, overrides, weights, random_weights, theirs),
+                          daemon=True, name="vacelive-vace-worker")
+    process.start()
+    if devices[0] == "cpu":
+        torch.set_num_threads(max(1, torch.get_num_threads() // 2))
+    join_group(0, 2, port, devices[0])
+    log.info("VACE branch in a worker process on %s (the base on %s)", devices[1], devices[0])
+    return VaceWorker(process, ours)

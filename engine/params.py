@@ -17,6 +17,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from vacelive.engine.placement import LAYOUTS
+
 OSC_PREFIX = "/vacelive/"
 MAX_STRING_LENGTH = 2000
 """Longest string any parameter accepts (prompts included); longer ones are refused."""
@@ -437,9 +439,14 @@ REGISTRY = Registry([
           applies=RELOAD, group="model"),
     Param("device", C, "auto", "Compute device.", applies=RELOAD, group="model",
           choices=("auto", "cpu", "cuda")),
-    Param("devices", S, "", "Several devices of this machine for one model (sequence parallelism, one worker "
-          "process per extra device): e.g. cuda:0,cuda:1, or cpu,cpu to try it without GPUs. Empty: one device "
-          "(device).", applies=RESTART, group="model"),
+    Param("devices", S, "", "Several devices of this machine for one model, shared as layout says: e.g. "
+          "cuda:0,cuda:1, or cpu,cpu to try it without GPUs. Empty: one device (device).", applies=RESTART,
+          group="model"),
+    Param("layout", C, "sequence", "How devices share the work (same frames as one device): sequence = every "
+          "device on a band of each chunk (a worker process per extra device); vace = the VACE branch on the "
+          "second device beside the base on the first; stages = DiT on the first, VAE, text encoder and "
+          "annotators on the second (decode overlaps the next chunk), the VACE branch on a third if given.",
+          applies=RESTART, group="model", choices=LAYOUTS),
     Param("dtype", C, "auto", "Compute dtype (auto: bf16 on CUDA, fp32 on CPU).", applies=RELOAD,
           group="model", choices=("auto", "bf16", "fp16", "fp32")),
     Param("vae", C, "auto", "Autoencoder: the Wan2.1 VAE, or the tiny TAEW2.1 for speed "

@@ -17,14 +17,14 @@ from .context import (
 )
 from .controller import VaceController
 from .graft import VaceGraftError, graft_vace, read_vace_weights
-from .inject import EXTRAS_KEY, HINTS_KEY, VaceConditioning, VaceInjector, attach_vace
+from .inject import EXTRAS_KEY, HINTS_KEY, RingShape, VaceConditioning, VaceHooks, VaceInjector, attach_vace
 from .media import MediaError, MediaSlot, load_image
 from .mode import infer_mode
 
 __all__ = [
     "EXTRAS_KEY", "HINTS_KEY", "LAST_KEYFRAME_INDEX", "MaskStream", "MediaError", "MediaSlot",
     "VACE_IN_DIM", "VaceBranch", "VaceConditioning", "VaceContextEncoder",
-    "VaceController", "VaceGraftError", "VaceInjector", "attach_vace", "compose_frames",
+    "RingShape", "VaceController", "VaceGraftError", "VaceHooks", "VaceInjector", "attach_vace", "compose_frames",
     "default_vace_layers", "fold_mask", "graft_vace", "infer_mode", "load_image", "read_vace_weights",
     "reference_context",
 ]

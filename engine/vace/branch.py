@@ -13,7 +13,7 @@ Hint i is added (times ``context_scale``) to the output of base block ``vace_lay
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -91,14 +91,17 @@ class VaceBranch(nn.Module):
         at the same positions [B, N, dim] float32; ctx: the branch's own context (its own
         ``kv_cache`` and layer numbering, ``grid`` / ``rope`` / ``e`` covering the N tokens).
         """
+        return list(self.iter_hints(c, x, ctx))
+
+    def iter_hints(self, c: Tensor, x: Tensor, ctx: BlockContext) -> Iterator[Tensor]:
+        """:meth:`hints`, each yielded as soon as its block has run (a base on another device can
+        take hint i while block i+1 runs)."""
         dtype = self.vace_patch_embedding.weight.dtype
         c = self.vace_blocks[0].before_proj(c.to(dtype)).float() + x
         cross = ctx.stack_cross_kv(self, self.vace_blocks)
-        out = []
         for i, block in enumerate(self.vace_blocks):
             c = block(c, ctx.enter_layer(i, cross))
-            out.append(block.after_proj(c.to(dtype)).float())
-        return out
+            yield block.after_proj(c.to(dtype)).float()
 
 
 def _bare_copy(block: nn.Module) -> nn.Module:

@@ -37,7 +37,7 @@ from vacelive.engine.preview import REFERENCE_PARAMS
 from vacelive.engine.vae import VideoAutoencoder
 
 from .context import VaceContextEncoder, compose_frames, reference_context, to_unit, to_video_tensor
-from .inject import EXTRAS_KEY, VaceConditioning, VaceInjector
+from .inject import EXTRAS_KEY, VaceConditioning, VaceHooks
 from .media import MediaSlot
 from .mode import infer_mode
 
@@ -47,7 +47,7 @@ KEYFRAME_PARAMS = ("keyframe_first", "keyframe_last")
 class VaceController:
     """Turns each chunk (frames, control, masks, snapshot) into the extras of its forwards."""
 
-    def __init__(self, injector: VaceInjector, vae: VideoAutoencoder, resolver: Callable[[str], Path],
+    def __init__(self, injector: VaceHooks, vae: VideoAutoencoder, resolver: Callable[[str], Path],
                  width: int, height: int) -> None:
         self.injector = injector
         self.vae = vae
@@ -85,7 +85,7 @@ class VaceController:
                                outpaint=float(snapshot.get("outpaint_scale", 1.0)) < 1.0,
                                inner_mask=snapshot.get("mask_source", "none") != "none")
         scale = float(snapshot.get("context_scale", 1.0))
-        if self.mode == "t2v" or scale == 0.0 or self.injector.branch.is_zero():
+        if self.mode == "t2v" or scale == 0.0 or self.injector.branch_is_zero():
             self.active = False
             return None
         if not self.active:

@@ -30,8 +30,9 @@ base, so the base chunk stays exactly 3 latent frames.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,26 +60,37 @@ class VaceConditioning:
     references: Tensor | None = None  # [B, 96, R, h, w] reference entries (R2V), or None
 
 
-class VaceInjector:
-    """The VACE branch attached to a base model by hooks, plus the branch's per-stream KV ring.
+@dataclass(frozen=True)
+class RingShape:
+    """The geometry of the base's KV ring, which the branch's own ring mirrors (one layer per VACE
+    block): all the branch needs to know of the base's cache, so a branch in another process can
+    build its ring from it."""
 
-    The ring mirrors the base's (same window, sinks and frame size, read from ``ctx.kv_cache``)
-    with its own layer numbering (one layer per VACE block); it is created on first use and
-    emptied by :meth:`reset` (hard cut).
-    """
+    batch: int
+    heads: int
+    capacity: int  # frames (the window, sinks included)
+    frame_tokens: int
+    head_dim: int
+    sink_frames: int
 
-    def __init__(self, model: nn.Module, branch: VaceBranch,
-                 embed_latents: Callable[[Tensor], Tensor] | None = None) -> None:
+    @classmethod
+    def of(cls, ring: RingKVCache) -> RingShape:
+        b, heads, capacity, frame_tokens, head_dim = ring.k[0].shape
+        return cls(b, heads, capacity, frame_tokens, head_dim, ring.sink_frames)
+
+
+class VaceHooks:
+    """The hooks that put hints into the base model's blocks; where the hints come from is the
+    subclass's (:class:`VaceInjector`: the branch in this process; :class:`~.remote.RemoteVace`:
+    a worker process on another device)."""
+
+    def __init__(self, model: nn.Module, vace_layers: Sequence[int]) -> None:
         self.model = model
-        self.branch = branch
-        self.embed_latents = embed_latents
-        self.kv_cache: RingKVCache | None = None
-        first = branch.vace_blocks[0]
-        self._rope = Rope3D(first.self_attn.q.weight.shape[0] // first.self_attn.num_heads)
+        self.vace_layers = tuple(vace_layers)
         self._handles: list[RemovableHandle] = []
         blocks = model.blocks
-        self._handles.append(blocks[branch.vace_layers[0]].register_forward_pre_hook(self._compute_hints))
-        for i, layer in enumerate(branch.vace_layers):
+        self._handles.append(blocks[self.vace_layers[0]].register_forward_pre_hook(self._compute_hints))
+        for i, layer in enumerate(self.vace_layers):
             self._handles.append(blocks[layer].register_forward_hook(self._make_inject(i)))
 
     @property
@@ -94,20 +106,18 @@ class VaceInjector:
 
     def reset(self) -> None:
         """Hard cut: empty the branch's KV ring."""
-        if self.kv_cache is not None:
-            self.kv_cache.reset()
+        raise NotImplementedError
 
-    def _ring_like(self, base: RingKVCache) -> RingKVCache:
-        b, heads, capacity, frame_tokens, head_dim = base.k[0].shape
-        ring = self.kv_cache
-        if ring is None or ring.k[0].shape != base.k[0].shape or ring.k[0].device != base.k[0].device:
-            ring = RingKVCache(len(self.branch.vace_blocks), b, heads, head_dim, frame_tokens, capacity,
-                               base.sink_frames, device=base.k[0].device, dtype=base.k[0].dtype)
-            self.kv_cache = ring
-        return ring
+    def branch_is_zero(self) -> bool:
+        """Whether the branch adds nothing (no VACE weights): the controller then skips it."""
+        raise NotImplementedError
+
+    def hints_for(self, ctx: BlockContext, cond: VaceConditioning) -> Sequence[Tensor]:
+        """This forward's hints, one per VACE block: [B, N, dim] float32 for the chunk's N tokens."""
+        raise NotImplementedError
 
     def _compute_hints(self, module: nn.Module, args: tuple[Any, ...]) -> None:
-        """Forward pre-hook: compute this forward's hints into ``ctx.extras[HINTS_KEY]``."""
+        """Forward pre-hook: this forward's hints into ``ctx.extras[HINTS_KEY]``."""
         ctx: BlockContext = args[1]
         cond: VaceConditioning | None = ctx.extras.get(EXTRAS_KEY)
         if cond is None or cond.scale == 0.0:
@@ -115,26 +125,95 @@ class VaceInjector:
             return
         if ctx.x_embedded is None:
             raise ValueError("VACE needs ctx.x_embedded (the patch-embedded tokens before block 0)")
+        ctx.extras[HINTS_KEY] = self.hints_for(ctx, cond)
+
+    def _make_inject(self, index: int) -> Callable[[nn.Module, tuple[Any, ...], Tensor], Tensor | None]:
+        def inject(module: nn.Module, args: tuple[Any, ...], output: Tensor) -> Tensor | None:
+            ctx: BlockContext = args[1]
+            hints = ctx.extras.get(HINTS_KEY)
+            if hints is None:
+                return None
+            return output + hints[index] * ctx.extras[EXTRAS_KEY].scale
+        return inject
+
+
+class VaceInjector(VaceHooks):
+    """The VACE branch attached to a base model by hooks, plus the branch's per-stream KV ring.
+
+    The ring mirrors the base's (same window, sinks and frame size, :class:`RingShape`) with its
+    own layer numbering (one layer per VACE block); it is created on first use and emptied by
+    :meth:`reset` (hard cut). ``model`` None: the branch alone, run by :meth:`run` (a worker
+    process computing hints for a base elsewhere).
+    """
+
+    def __init__(self, model: nn.Module | None, branch: VaceBranch,
+                 embed_latents: Callable[[Tensor], Tensor] | None = None) -> None:
+        self.branch = branch
+        self.embed_latents = embed_latents
+        self.kv_cache: RingKVCache | None = None
+        self._ring_shape: RingShape | None = None
+        first = branch.vace_blocks[0]
+        self.rope = Rope3D(first.self_attn.q.weight.shape[0] // first.self_attn.num_heads)
+        if model is not None:
+            super().__init__(model, branch.vace_layers)
+
+    def reset(self) -> None:
+        if self.kv_cache is not None:
+            self.kv_cache.reset()
+
+    def branch_is_zero(self) -> bool:
+        return self.branch.is_zero()
+
+    def ring(self, shape: RingShape) -> RingKVCache:
+        """The branch's ring for a base ring of ``shape`` (kept while the shape stays)."""
+        weight = next(self.branch.vace_blocks.parameters())
+        if self.kv_cache is None or self._ring_shape != shape or self.kv_cache.k[0].device != weight.device:
+            self.kv_cache = RingKVCache(len(self.branch.vace_blocks), shape.batch, shape.heads, shape.head_dim,
+                                        shape.frame_tokens, shape.capacity, shape.sink_frames,
+                                        device=weight.device, dtype=weight.dtype)
+            self._ring_shape = shape
+        return self.kv_cache
+
+    def hints_for(self, ctx: BlockContext, cond: VaceConditioning) -> list[Tensor]:
+        ring = self.ring(RingShape.of(ctx.kv_cache)) if ctx.kv_cache is not None else None
+        return list(self.run(ctx, cond, self.embed_references(cond), ring))
+
+    def embed_references(self, cond: VaceConditioning) -> Tensor | None:
+        """The references' own latents embedded as the base embeds its input [B, R*h*w, dim]
+        float32 (zeros for a base without ``patch_embedding``), or None without references."""
+        refs = cond.references
+        if refs is None or refs.shape[2] == 0:
+            return None
+        latents = refs[:, :16]  # the inactive slot holds the references' latents
+        if self.embed_latents is not None:
+            return self.embed_latents(latents)
+        return torch.zeros_like(self.branch.embed(refs))
+
+    def run(self, ctx: BlockContext, cond: VaceConditioning, x_ref: Tensor | None,
+            ring: RingKVCache | None) -> Iterator[Tensor]:
+        """Run the branch for one forward of the base (``ctx``: the base's context; ``x_ref``:
+        :meth:`embed_references`; ``ring``: the branch's cache, None for a forward without one),
+        yielding each block's hint for the chunk's tokens as soon as it is computed; the ring
+        commits the chunk after the last block when the forward writes the cache."""
         full = _full_grid(ctx)
         c = _band(ctx, self.branch.embed(cond.context), full)  # [B, N, dim] (this process's band)
         x = ctx.x_embedded
         if c.shape != x.shape:
             raise ValueError(f"vace_context tokens {tuple(c.shape)} do not match the chunk's {tuple(x.shape)}")
-        vctx, n_ref = self._branch_context(ctx, cond)
+        vctx, n_ref = self._branch_context(ctx, cond, ring)
         if n_ref:
             c_ref = self.branch.embed(cond.references)  # [B, R*h*w, dim]
-            latents = cond.references[:, :16]  # the references' own latents (inactive slot)
-            x_ref = self.embed_latents(latents) if self.embed_latents is not None else torch.zeros_like(c_ref)
             ref_grid = (cond.references.shape[2], full[1], full[2])
             c = torch.cat([_band(ctx, c_ref, ref_grid), c], 1)
             x = torch.cat([_band(ctx, x_ref, ref_grid), x], 1)
-        ctx.extras[HINTS_KEY] = [h[:, n_ref:] for h in self.branch.hints(c, x, vctx)]
-        if vctx.kv_cache is not None and ctx.write_cache:
-            vctx.kv_cache.commit(ctx.grid[0])
+        for hint in self.branch.iter_hints(c, x, vctx):
+            yield hint[:, n_ref:]
+        if ring is not None and ctx.write_cache:
+            ring.commit(ctx.grid[0])
 
-    def _branch_context(self, ctx: BlockContext, cond: VaceConditioning) -> tuple[BlockContext, int]:
+    def _branch_context(self, ctx: BlockContext, cond: VaceConditioning,
+                        kv: RingKVCache | None) -> tuple[BlockContext, int]:
         """The branch's context (own cache, references in front) and the reference token count."""
-        kv = self._ring_like(ctx.kv_cache) if ctx.kv_cache is not None else None
         full = _full_grid(ctx)
         refs = cond.references
         if refs is None or refs.shape[2] == 0:
@@ -147,7 +226,7 @@ class VaceInjector:
         n_ref = r * h * w  # this process's reference tokens
         ref_grid = (r, full[1], full[2])
         ref_cos, ref_sin = (_band(ctx, table[None], ref_grid)[0]
-                            for table in self._rope.cos_sin(-r, ref_grid, ctx.e.device))
+                            for table in self.rope.cos_sin(-r, ref_grid, ctx.e.device))
         cos, sin = ctx.rope
         vctx = dataclasses.replace(
             ctx,
@@ -162,15 +241,6 @@ class VaceInjector:
         )
         return vctx, n_ref
 
-    def _make_inject(self, index: int) -> Callable[[nn.Module, tuple[Any, ...], Tensor], Tensor | None]:
-        def inject(module: nn.Module, args: tuple[Any, ...], output: Tensor) -> Tensor | None:
-            ctx: BlockContext = args[1]
-            hints = ctx.extras.get(HINTS_KEY)
-            if hints is None:
-                return None
-            return output + hints[index] * ctx.extras[EXTRAS_KEY].scale
-        return inject
-
 
 def _full_grid(ctx: BlockContext) -> tuple[int, int, int]:
     """The chunk's whole token grid (``ctx.grid`` is one band of it under sequence parallelism)."""
@@ -182,14 +252,15 @@ def _band(ctx: BlockContext, tokens: Tensor, grid: tuple[int, int, int]) -> Tens
     return tokens if ctx.sequence is None else ctx.sequence.local(tokens, grid)
 
 
+def patch_embed(patch: nn.Conv3d, latents: Tensor) -> Tensor:
+    """Latents [B, 16, F, h, w] embedded by a base's ``patch_embedding`` -> [B, N, dim] float32."""
+    w = patch.weight
+    return patch(latents.to(device=w.device, dtype=w.dtype)).flatten(2).transpose(1, 2).float()
+
+
 def attach_vace(model: nn.Module, branch: VaceBranch) -> VaceInjector:
     """Attach ``branch`` to ``model`` (any model with ``.blocks``); returns the handle whose
     ``detach()`` restores the original model. References use ``model.patch_embedding`` (when
     the model has one) to embed their latents as the base would."""
     patch = getattr(model, "patch_embedding", None)
-
-    def embed_latents(latents: Tensor) -> Tensor:  # [B, 16, R, h, w] -> [B, N, dim] float32
-        w = patch.weight
-        return patch(latents.to(device=w.device, dtype=w.dtype)).flatten(2).transpose(1, 2).float()
-
-    return VaceInjector(model, branch, embed_latents if patch is not None else None)
+    return VaceInjector(model, branch, functools.partial(patch_embed, patch) if patch is not None else None)
