@@ -1,4 +1,5 @@
-"""The generator protocol: what the loop needs from a video model."""
+"""The generator protocol: what the loop needs from a video model, and the pipelined variant
+whose last step (the decode) can run while the next chunk starts."""
 
 from __future__ import annotations
 
@@ -36,3 +37,37 @@ class Generator(Protocol):
     def reset(self) -> None:
         """Forget all state carried from earlier chunks."""
         ...
+
+
+class PendingFrames(Protocol):
+    """A submitted chunk whose frames are on their way (its decode runs on a thread of its own)."""
+
+    timings: dict[str, float]
+    """The chunk's step times in ms (its ``decode`` and later steps are there once ``result`` returned)."""
+    ready_at: float
+    """``time.monotonic()`` when the frames were ready (set once ``result`` returned)."""
+
+    def result(self) -> np.ndarray:
+        """Wait for the frames (N, H, W, 3) uint8, or raise what went wrong in the last step."""
+        ...
+
+
+@runtime_checkable
+class PipelinedGenerator(Generator, Protocol):
+    """A generator that can overlap its chunks: ``submit`` does the steps that must run on the
+    generator thread and returns at once, the rest (the decode, on another device) going on
+    while the next chunk is submitted. Chunks finish in the order submitted; ``reset`` waits for
+    the ones in flight. ``pipelined`` says whether submitting overlaps at all (False: ``submit``
+    finishes the chunk before returning, and the loop calls ``generate`` as for any generator).
+    """
+
+    pipelined: bool
+
+    def submit(self, chunk: Chunk) -> PendingFrames:
+        """Start ``chunk``; its frames come from the returned :class:`PendingFrames`."""
+        ...
+
+
+def overlaps(generator: Generator) -> bool:
+    """Whether ``generator`` decodes a chunk while the next one starts (see :class:`PipelinedGenerator`)."""
+    return isinstance(generator, PipelinedGenerator) and generator.pipelined

@@ -1,6 +1,6 @@
-"""The live loop: five stages on their own threads, joined by bounded queues.
+"""The live loop: the stages on their own threads, joined by bounded queues.
 
-    source reader -> annotator -> chunk assembler -> generator -> publisher -> sink writers
+    source reader -> annotator -> chunk assembler -> generator (-> finish) -> publisher -> sink writers
 
 - The source reader reads as fast as frames come, resizes them crop-to-fill, keeps at most the
   engine's fps, and drops the oldest when the annotator falls behind.
@@ -10,7 +10,9 @@
 - The chunk assembler groups 12 annotated frames into a :class:`Chunk`; if the generator is busy
   the oldest waiting chunk is dropped (the freshest control wins).
 - The generator stage calls the :class:`Generator`; errors are reported and the next chunk
-  retries; repeated failures reset the model state.
+  retries; repeated failures reset the model state. A generator that overlaps its chunks (the
+  ``stages`` layout: chunk k decodes on one device while chunk k+1 denoises on another) hands
+  each chunk to the finish stage, which waits for its frames and passes them on, in order.
 - The publisher owns the clock: it publishes at the target fps whatever the generator does,
   repeating the last good frame (never a black one) and counting a stall when none is ready.
   Each sink is written on its own thread, so a slow sink delays neither the clock nor the others.
@@ -39,6 +41,7 @@ from vacelive.engine.frames import CHUNK_FRAMES
 from vacelive.engine.generator import Generator
 from vacelive.engine.live.annotate import AnnotatorStage
 from vacelive.engine.live.assemble import ChunkAssembler
+from vacelive.engine.live.finish import FinishStage
 from vacelive.engine.live.generate import GeneratorStage
 from vacelive.engine.live.publish import PreviewWriter, Publisher, SinkWriter
 from vacelive.engine.live.queues import AnnotatedFrame, DropOldestQueue, InputFrame, OutputChunk
@@ -101,13 +104,15 @@ class Engine:
         self.preview_writers = [PreviewWriter(self, sink) for sink in preview_sinks]
         self.source_reader = SourceReader(self, source)
         self.annotator_stage = AnnotatorStage(self)
-        self.generator_stage = GeneratorStage(self, generator)
+        self.finish_stage = FinishStage(self)
+        self.generator_stage = GeneratorStage(self, generator, self.finish_stage)
         self.publisher = Publisher(self, self.sink_writers, self.preview_writers)
         self.stages: list[Stage] = [
             self.source_reader,
             self.annotator_stage,
             ChunkAssembler(self),
             self.generator_stage,
+            self.finish_stage,
             self.publisher,
             *self.sink_writers,
             *self.preview_writers,
@@ -140,7 +145,7 @@ class Engine:
              make_annotator: Callable[[str], Annotator | None] | None = None,
              make_mask_source: Callable[[str], MaskSource | None] | None = None) -> Generator | None:
         """Put new parts in while the clock runs, between two chunks, then hard-cut; returns the
-        generator taken out (for the caller to free).
+        generator taken out (for the caller to free), once its decodes in flight are done.
 
         ``source`` comes opened; ``size`` is the new ``(width, height)``. New annotator factories
         (another weights folder) rebuild the annotator at the next chunk.
@@ -151,6 +156,7 @@ class Engine:
                 self.width, self.height = size
             old = None
             if generator is not None:
+                self.generator_stage.settle()
                 old, self.generator_stage.generator = self.generator_stage.generator, generator
             if source is not None:
                 self.source_reader.replace(source)

@@ -74,6 +74,8 @@ class Metrics:
         """Reference slots set for the last chunk."""
         self.sources: list[str] = []
         """Spec strings of the network sources seen at the last scan (engine.sources)."""
+        self.placement: list[str] = []
+        """What each device runs, one line per device (:meth:`engine.placement.Placement.lines`)."""
         self.reload_state = ""
         """The last live reload: ``loading: ...``, ``done: ...`` or why it failed."""
         self.last_error = ""
@@ -137,6 +139,7 @@ class Metrics:
             "mask_coverage": self.mask_coverage,
             "references": list(self.references),
             "reload": self.reload_state,
+            "placement": list(self.placement),
             "sources": list(self.sources),
             "error": self.last_error,
             "error_age_s": round(time.monotonic() - self.error_at, 1) if self.last_error else 0.0,
