@@ -6,10 +6,10 @@ output frame carries the counter of the input frame it was made from, and a meas
 it back: glass-to-glass latency is the time from the pattern frame being read to its generated
 frame being written. Printed: the start-up (building the generator, its warm-up, the time to the
 first frame out), the first frame after a hard cut, output fps, latency (median, p95), the
-chunk time split into
-annotator / encode / denoise / decode / publish, the engine's own overhead per frame
+chunk time split into annotator / text / encode / denoise / to_vae (the ``stages`` layout's copy
+to the VAE's device) / decode / to_frames / publish, the engine's own overhead per frame
 (everything but the model, the annotator and the sinks), the publisher's frame-interval jitter,
-and peak memory.
+peak memory, and where each part ran (the placement, one line per device).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import os
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ from vacelive.bridges.base import BridgeState, Sink, Source
 from vacelive.bridges.testpattern import read_stamp, write_stamp
 from vacelive.engine.chunk import Chunk
 from vacelive.engine.frames import CHUNK_FRAMES
+from vacelive.engine.generator import PendingFrames, overlaps
 
 BENCH_SCRIPTS = ("bench_model.py", "bench_vae.py", "bench_vace.py", "bench_lora.py", "bench_annotators.py",
                  "bench_bridges.py")
@@ -59,7 +60,8 @@ class StampedSource(Source):
 
 
 class StampRelay:
-    """Wraps a generator: stamps each output frame with the counter of its input frame."""
+    """Wraps a generator: stamps each output frame with the counter of its input frame (a
+    pipelined generator's frames when they come, so that its chunks still overlap)."""
 
     def __init__(self, inner: Any) -> None:
         self.inner = inner
@@ -78,8 +80,18 @@ class StampRelay:
     def timings(self) -> dict[str, float]:
         return self.inner.timings
 
+    @property
+    def pipelined(self) -> bool:
+        return overlaps(self.inner)
+
+    def submit(self, chunk: Chunk) -> PendingFrames:
+        return StampedFrames(self, chunk, self.inner.submit(chunk))
+
     def generate(self, chunk: Chunk) -> np.ndarray:
-        frames = self.inner.generate(chunk)
+        return self.stamp(chunk, self.inner.generate(chunk))
+
+    def stamp(self, chunk: Chunk, frames: np.ndarray) -> np.ndarray:
+        """A copy of ``chunk``'s output ``frames``, each with its input frame's counter."""
         started = time.perf_counter()
         frames = frames.copy()
         inputs = chunk.frames[CHUNK_FRAMES - len(frames):]  # output i shows input i (first chunk: the last 9)
@@ -95,6 +107,25 @@ class StampRelay:
 
     def warm_up(self, snapshot: dict[str, Any]) -> float:
         return self.inner.warm_up(snapshot)
+
+
+@dataclass
+class StampedFrames:
+    """A pipelined generator's frames to come, stamped by the relay when they do."""
+
+    relay: StampRelay
+    chunk: Chunk
+    inner: PendingFrames
+    ready_at: float = 0.0  # once stamped, as with a generator that does not overlap (the relay's time counts)
+
+    @property
+    def timings(self) -> dict[str, float]:
+        return self.inner.timings
+
+    def result(self) -> np.ndarray:
+        frames = self.relay.stamp(self.chunk, self.inner.result())
+        self.ready_at = time.monotonic()
+        return frames
 
 
 class MeasuringSink(Sink):
@@ -159,6 +190,7 @@ class BenchResult:
     jitter_ms_p99: float
     peak_rss_mb: float | None
     peak_gpu_mb: float | None
+    placement: list[str] = field(default_factory=list)  # what each device ran, one line per device
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -181,13 +213,14 @@ def run_bench(overrides: dict[str, Any], seconds: float, warmup_s: float,
     from vacelive import bridges
     from vacelive.engine.app import build_store
     from vacelive.engine.loop import Engine
-    from vacelive.engine.pipeline import build_generator
+    from vacelive.engine.pipeline import build_generator, placement_for
     from vacelive.engine.runtime import load_manifest, resolve_device
     from vacelive import annotators
 
     started = time.monotonic()
     store = build_store(overrides=dict(overrides, source="testpattern", sink=["null"]))
     device = resolve_device(store.get("device"))
+    placement = placement_for(store, device)
     manifest = None if random_weights else load_manifest(store)
     generator = StampRelay(build_generator(store, manifest, device, random_weights=random_weights))
     load_s = time.monotonic() - started
@@ -199,8 +232,8 @@ def run_bench(overrides: dict[str, Any], seconds: float, warmup_s: float,
         if random_weights and name == "depth":  # the real network with random values
             from vacelive.annotators.depth import DepthAnnotator
             from vacelive.annotators.depth_model import VITS, DepthAnythingV2
-            return DepthAnnotator(DepthAnythingV2(VITS).eval(), device=device)
-        return annotators.make_annotator(name, weights=manifest, device=device)
+            return DepthAnnotator(DepthAnythingV2(VITS).eval(), device=placement.annotators)
+        return annotators.make_annotator(name, weights=manifest, device=placement.annotators)
 
     engine = Engine(
         store, generator, source, [sink],
@@ -233,7 +266,7 @@ def run_bench(overrides: dict[str, Any], seconds: float, warmup_s: float,
     after_cut = sink.first_written_after(cut_at)
     engine.stop(60.0)
     split = {name: round(metrics.median_ms(name) * (CHUNK_FRAMES if name == "annotate" else 1), 2)
-             for name in ("annotate", "text", "encode", "denoise", "decode", "to_frames")}
+             for name in ("annotate", "text", "encode", "denoise", "to_vae", "decode", "to_frames")}
     split["publish"] = round(metrics.median_ms("publish") * CHUNK_FRAMES, 2)
     chunk_ms = [ms for ms in metrics.chunk_ms][-max(chunks, 1):]
     relay_median = float(np.median(relay)) if relay else 0.0
@@ -257,6 +290,7 @@ def run_bench(overrides: dict[str, Any], seconds: float, warmup_s: float,
         jitter_ms_p99=round(float(np.percentile(np.abs(intervals_ms - period_ms), 99)), 3) if intervals_ms.size else 0.0,
         peak_rss_mb=_peak_rss_mb(),
         peak_gpu_mb=round(torch.cuda.max_memory_allocated() / 2**20, 1) if cuda else None,
+        placement=placement.lines(),
     )
 
 
@@ -273,6 +307,9 @@ def print_result(result: BenchResult) -> None:
         if name == "split_ms":
             for step, ms in value.items():
                 table.add_row(f"chunk split: {step} (ms/chunk)", f"{ms:.2f}")
+        elif name == "placement":
+            for line in value:
+                table.add_row("placement", line)
         elif name not in ("model", "device", "width", "height", "steps", "annotator", "target_fps"):
             table.add_row(name, "-" if value is None else str(value))
     Console().print(table)
@@ -300,7 +337,8 @@ def bench_main(args: Any) -> int:
     overrides = {name: value for name, value in (
         ("model", args.model), ("device", args.device), ("width", args.width), ("height", args.height),
         ("steps", args.steps), ("annotator", args.annotator), ("fps", args.fps), ("weights_dir", args.weights_dir),
-        ("vae", args.vae), ("compile", args.compile), ("devices", args.devices)) if value is not None}
+        ("vae", args.vae), ("compile", args.compile), ("devices", args.devices),
+        ("layout", args.layout)) if value is not None}
     try:
         result = run_bench(overrides, args.seconds, args.warmup, random_weights=args.random_weights)
     except (FileNotFoundError, ValueError, RuntimeError) as exc:  # bad flags, missing weights: one line

@@ -108,6 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
     for name in ("model", "device", "annotator", "vae"):
         bench.add_argument(REGISTRY[name].cli_flag, dest=name, choices=REGISTRY[name].choices)
     bench.add_argument(REGISTRY["devices"].cli_flag, dest="devices", help=REGISTRY["devices"].description)
+    bench.add_argument(REGISTRY["layout"].cli_flag, dest="layout", choices=REGISTRY["layout"].choices,
+                       help=REGISTRY["layout"].description)
     for name in ("width", "height", "steps"):
         bench.add_argument(REGISTRY[name].cli_flag, dest=name, type=int)
     bench.add_argument("--fps", type=float)

@@ -18,6 +18,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -25,11 +28,14 @@ import torch
 from torch import Tensor
 
 from vacelive.engine.chunk import Chunk
+from vacelive.engine.decode_thread import DecodeThread
+from vacelive.engine.generator import PendingFrames
 from vacelive.engine.model import CONFIGS, CausalGenerator, WanModel, compile_stack, load_model
 from vacelive.engine.model.kv_cache import TextKVCache
 from vacelive.engine.model.lora import StyleLoras, load_lora
 from vacelive.engine.parallel import LeaderGenerator, parse_devices, start_workers
 from vacelive.engine.params import lora_scale_name, parse_lora_entries
+from vacelive.engine.placement import Placement
 from vacelive.engine.state import ParamStore
 from vacelive.engine.text import PromptCache, PromptConditioner, RandomPromptEmbeddings, make_text_encoder
 from vacelive.engine.tiny import TINY_LABEL
@@ -58,19 +64,34 @@ def frames_to_uint8(video: Tensor) -> np.ndarray:
 
 
 class _StepClock:
-    """Milliseconds between successive laps; waits for the GPU at each lap so a step's time is its own."""
+    """Milliseconds between successive laps; at each lap it waits for the work queued on the
+    current stream (of the calling thread) of each CUDA device given, so a step's time is its own
+    (and not that of the decode thread's stream, which keeps running)."""
 
-    def __init__(self, cuda: bool) -> None:
-        self.cuda = cuda
+    def __init__(self, devices: Iterable[torch.device]) -> None:
+        self.streams = [torch.cuda.current_stream(d) for d in set(devices) if d.type == "cuda"]
         self.laps: dict[str, float] = {}
         self._last = time.perf_counter()
 
     def lap(self, name: str) -> None:
-        if self.cuda:
-            torch.cuda.synchronize()
+        for stream in self.streams:
+            stream.synchronize()
         now = time.perf_counter()
         self.laps[name] = (now - self._last) * 1000.0
         self._last = now
+
+
+@dataclass
+class _Submitted:
+    """A chunk's frames to come (from the decode thread, or already there), its step times and
+    when its frames were ready (both completed by :meth:`VideoPipeline._decode`)."""
+
+    timings: dict[str, float]
+    frames: Future[np.ndarray] = field(default_factory=Future)
+    ready_at: float = 0.0
+
+    def result(self) -> np.ndarray:
+        return self.frames.result()
 
 
 class VideoPipeline:
@@ -81,12 +102,19 @@ class VideoPipeline:
     index), then writes its KV cache; the VAE decodes them with its own streaming cache (the
     first chunk after a reset gives 9 frames, every later one 12). With ``vace`` attached, the
     chunk's VACE inputs become the ``extras`` of every forward of the chunk.
+
+    With the ``stages`` layout (:mod:`engine.placement`) the pipeline is pipelined
+    (:class:`~engine.generator.PipelinedGenerator`): the latents go to the VAE's device and
+    decode on a thread of their own (:mod:`engine.decode_thread`) while the caller submits the
+    next chunk; ``generate`` still returns each chunk's frames, the same as on one device.
     """
 
     def __init__(self, causal: CausalGenerator, vae: VideoAutoencoder, prompts: PromptConditioner,
                  *, name: str, vace: VaceController | None = None, recache_by_default: bool = False,
-                 loras: StyleLoras | None = None) -> None:
+                 loras: StyleLoras | None = None, placement: Placement | None = None) -> None:
         self.name = name
+        self.placement = placement
+        """Where each part runs (None: all on the DiT's device)."""
         self.recache_by_default = recache_by_default
         """What ``prompt_recache = auto`` means for these weights (on for LongLive's)."""
         self.causal = causal
@@ -95,9 +123,17 @@ class VideoPipeline:
         self.vace = vace
         self.loras = loras
         self.decode_cache = vae.new_cache()
-        self._vae_dtype = next(vae.parameters()).dtype  # type: ignore[attr-defined]
-        self._cuda = causal.device.type == "cuda"
+        vae_weight = next(vae.parameters())  # type: ignore[attr-defined]
+        self._vae_device, self._vae_dtype = vae_weight.device, vae_weight.dtype
+        stages = placement is not None and placement.layout == "stages"
+        self._decoder = DecodeThread(self._vae_device) if stages else None
         self.timings: dict[str, float] = {}
+        """The step times (ms) of the last chunk decoded."""
+
+    @property
+    def pipelined(self) -> bool:
+        """Whether chunks decode on their own thread while the next one is submitted (``stages``)."""
+        return self._decoder is not None
 
     @property
     def mode(self) -> str:
@@ -116,11 +152,16 @@ class VideoPipeline:
         """Reference or keyframe images that could not be loaded (the last good ones are used)."""
         return self.vace.errors if self.vace is not None else []
 
-    @torch.inference_mode()
     def generate(self, chunk: Chunk) -> np.ndarray:
         """The output frames (N, H, W, 3) uint8 for ``chunk``."""
+        return self.submit(chunk).result()
+
+    @torch.inference_mode()
+    def submit(self, chunk: Chunk) -> PendingFrames:
+        """Denoise ``chunk`` now and decode it: on the decode thread when :attr:`pipelined`
+        (after the chunks submitted before), else here before returning."""
         snapshot = chunk.snapshot
-        clock = _StepClock(self._cuda)
+        clock = _StepClock({self.causal.device, self._vae_device})
         if self.loras is not None and self.loras.set_scales(
                 {name: snapshot.get(lora_scale_name(name), scale) for name, scale in self.loras.scales.items()}):
             self.causal.text_cache = TextKVCache()  # cached text K/V came from the old scales
@@ -135,11 +176,26 @@ class VideoPipeline:
         clock.lap("encode")
         latents = self.causal.generate_chunk(text, snapshot["seed"], snapshot["steps"], extras=extras)
         clock.lap("denoise")
-        video = self.vae.decode(latents.to(self._vae_dtype), self.decode_cache)
+        submitted = _Submitted(clock.laps)
+        if self._decoder is None:
+            submitted.frames.set_result(self._decode(latents, submitted))
+            return submitted
+        latents = latents.to(device=self._vae_device, dtype=self._vae_dtype)
+        clock.lap("to_vae")
+        submitted.frames = self._decoder.submit(lambda z: self._decode(z, submitted), latents)
+        return submitted
+
+    @torch.inference_mode()
+    def _decode(self, latents: Tensor, submitted: _Submitted) -> np.ndarray:
+        """The frames of the chunk denoised into ``latents``; its decode step times join its timings."""
+        clock = _StepClock({self._vae_device})  # on the decode thread: starts when the decode does
+        video = self.vae.decode(latents.to(device=self._vae_device, dtype=self._vae_dtype), self.decode_cache)
         clock.lap("decode")
         frames = frames_to_uint8(video)
         clock.lap("to_frames")
-        self.timings = clock.laps
+        submitted.timings.update(clock.laps)
+        submitted.ready_at = time.monotonic()
+        self.timings = submitted.timings
         return frames
 
     def warm_up(self, snapshot) -> float:
@@ -161,7 +217,10 @@ class VideoPipeline:
         return time.perf_counter() - started
 
     def reset(self) -> None:
-        """Hard cut: empty the KV caches (base and VACE), restart the VAE streams and the prompt state."""
+        """Hard cut: empty the KV caches (base and VACE), restart the VAE streams and the prompt
+        state (once the decodes in flight are done: the decode cache is theirs until then)."""
+        if self._decoder is not None:
+            self._decoder.drain()
         self.causal.reset()
         self.decode_cache.reset()
         self.prompts.reset()
@@ -254,6 +313,11 @@ def build_vace_branch(model: WanModel, manifest, random_weights: bool = False) -
         log.warning("no VACE weights in the weights folder: control, masks, references and keyframes "
                     "have no effect")
     return branch.eval().requires_grad_(False)
+
+
+def placement_for(store: ParamStore, device: str) -> Placement:
+    """Where the parts run: ``devices`` and ``layout`` (one device: everything on ``device``)."""
+    return Placement.of(device, parse_devices(store.get("devices")), store.get("layout"))
 
 
 def build_generator(store: ParamStore, manifest, device: str, random_weights: bool = False) -> VideoPipeline:

@@ -52,10 +52,11 @@ def build_engine(store: ParamStore, *, max_frames: int | None = None) -> Engine:
     """
     from vacelive import annotators
     from vacelive import bridges
-    from vacelive.engine.pipeline import build_generator
+    from vacelive.engine.pipeline import build_generator, placement_for
 
     device = resolve_device(store.get("device"))
     manifest = load_manifest(store)
+    placement = placement_for(store, device)
     generator = build_generator(store, manifest, device)
     log.info("generator warmed up in %.1f s (compiled and ready before the clock starts)",
              generator.warm_up(store.snapshot()))
@@ -63,9 +64,9 @@ def build_engine(store: ParamStore, *, max_frames: int | None = None) -> Engine:
     source = bridges.open_source(store.get("source"), width=width, height=height, fps=fps)
     sinks = [bridges.open_sink(spec) for spec in store.get("sink")]
     preview_sinks = [bridges.open_sink(spec) for spec in store.get("preview_sink")]
-    make_annotator = partial(annotators.make_annotator, weights=manifest, device=device)
+    make_annotator = partial(annotators.make_annotator, weights=manifest, device=placement.annotators)
     make_mask_source = partial(annotators.make_mask_source, weights=manifest, resolve_path=store.resolve_media)
-    return Engine(
+    engine = Engine(
         store,
         generator,
         source,
@@ -75,6 +76,8 @@ def build_engine(store: ParamStore, *, max_frames: int | None = None) -> Engine:
         max_frames=max_frames,
         preview_sinks=preview_sinks,
     )
+    engine.metrics.placement = placement.lines()
+    return engine
 
 
 def _built_first(factory: Callable[[str], T], name: str) -> Callable[[str], T]:
@@ -91,7 +94,7 @@ def reload_builders():
     """How a live reload builds each part: the same code paths as the start."""
     from vacelive import annotators, bridges
     from vacelive.engine.app import resolve_model_defaults
-    from vacelive.engine.pipeline import build_generator
+    from vacelive.engine.pipeline import build_generator, placement_for
     from vacelive.engine.reload import Builders
 
     def generator(store: ParamStore):
@@ -105,7 +108,7 @@ def reload_builders():
 
     def annotator_factories(store: ParamStore):
         manifest = load_manifest(store)
-        device = resolve_device(store.get("device"))
+        device = placement_for(store, resolve_device(store.get("device"))).annotators
         return (partial(annotators.make_annotator, weights=manifest, device=device),
                 partial(annotators.make_mask_source, weights=manifest, resolve_path=store.resolve_media))
 
