@@ -332,15 +332,19 @@ def run_scripts(root: Path) -> int:
     return status
 
 
-def bench_main(args: Any) -> int:
-    """Entry point of ``vacelive bench``."""
-    overrides = {name: value for name, value in (
+def bench_overrides(args: Any) -> dict[str, Any]:
+    """The parameters ``vacelive bench``'s flags set."""
+    return {name: value for name, value in (
         ("model", args.model), ("device", args.device), ("width", args.width), ("height", args.height),
         ("steps", args.steps), ("annotator", args.annotator), ("fps", args.fps), ("weights_dir", args.weights_dir),
-        ("vae", args.vae), ("compile", args.compile), ("devices", args.devices),
-        ("layout", args.layout)) if value is not None}
+        ("vae", args.vae), ("compile", args.compile), ("devices", args.devices), ("layout", args.layout))
+        if value is not None}
+
+
+def bench_main(args: Any) -> int:
+    """Entry point of ``vacelive bench``."""
     try:
-        result = run_bench(overrides, args.seconds, args.warmup, random_weights=args.random_weights)
+        result = run_bench(bench_overrides(args), args.seconds, args.warmup, random_weights=args.random_weights)
     except (FileNotFoundError, ValueError, RuntimeError) as exc:  # bad flags, missing weights: one line
         print(f"cannot bench: {exc}", file=sys.stderr)
         return 2

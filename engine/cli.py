@@ -220,14 +220,18 @@ def cmd_presets(args: argparse.Namespace) -> int:
     return status
 
 
+def run_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The parameters ``vacelive run``'s flags set."""
+    return {p.name: getattr(args, p.name) for p in REGISTRY if hasattr(args, p.name)}
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from vacelive.bridges import BridgeError
     from vacelive.engine.app import LiveRun, build_store
     from vacelive.engine.runtime import build_engine
 
-    overrides = {p.name: getattr(args, p.name) for p in REGISTRY if hasattr(args, p.name)}
     try:
-        store = build_store(args.preset, overrides)
+        store = build_store(args.preset, run_overrides(args))
         engine = build_engine(store, max_frames=args.frames or None)
     except (ParamError, PresetError, FileNotFoundError, ValueError, RuntimeError) as exc:
         log.error("cannot start: %s", exc)

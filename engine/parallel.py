@@ -19,6 +19,7 @@ import logging
 import os
 import re
 import socket
+import tempfile
 from dataclasses import dataclass
 from typing import Any
 
@@ -147,67 +148,116 @@ def serve(causal: CausalGenerator, injector: VaceInjector, device: str) -> None:
             causal.generate_chunk(text, message["seed"], message["steps"], extras=extras)
 
 
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 now, for a new group's rendezvous."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def rendezvous_file() -> str:
+    """A new file where the processes of one group of this machine meet (nothing listens on a
+    network for it; a TCP rendezvous would listen on every interface)."""
+    return os.path.join(tempfile.mkdtemp(prefix="vacelive-group-"), "store")
 
 
-def join_group(rank: int, world: int, port: int, device: str,
+def join_group(rank: int, world: int, rendezvous: str, device: str,
                timeout: datetime.timedelta = TIMEOUT, backend: str | None = None) -> SequenceShard:
-    """Join the group of ``world`` processes of this machine meeting on 127.0.0.1:``port``
-    (NCCL for a CUDA ``device``, made this process's current one; gloo on the loopback interface
-    for the CPU; ``backend`` overrides, e.g. gloo for processes sharing one GPU) with ``timeout``
-    on every collective. Nothing of it listens beyond loopback."""
+    """Join the group of ``world`` processes of this machine meeting at the file ``rendezvous``
+    (NCCL for a CUDA ``device``, made this process's current one; gloo for the CPU; ``backend``
+    overrides, e.g. gloo for processes sharing one GPU) with ``timeout`` on every collective.
+    Gloo's and NCCL's own sockets are on the loopback interface: nothing listens beyond it."""
     loopback = next((name for _, name in socket.if_nameindex() if name.startswith("lo")), "lo")
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), GLOO_SOCKET_IFNAME=loopback)
+    os.environ.update(GLOO_SOCKET_IFNAME=loopback, NCCL_SOCKET_IFNAME=loopback)
     if device.startswith("cuda"):
         torch.cuda.set_device(device)
     backend = backend or ("nccl" if device.startswith("cuda") else "gloo")
-    dist.init_process_group(backend, rank=rank, world_size=world, timeout=timeout)
+    dist.init_process_group(backend, store=dist.FileStore(rendezvous, world), rank=rank, world_size=world,
+                            timeout=timeout)
     return SequenceShard.of()
 
 
-def worker_main(rank: int, devices: list[str], port: int, overrides: dict[str, Any], weights: str | None,
+def worker_main(rank: int, devices: list[str], rendezvous: str, overrides: dict[str, Any], weights: str | None,
                 random_weights: bool) -> None:
     """Entry point of worker ``rank``: the same DiT and VACE branch as rank 0 (from the weights
     folder ``weights``; None: random, as rank 0's), on its device."""
+    logging.basicConfig(level=logging.WARNING)
+    device = devices[rank]
+    if device == "cpu":
+        torch.set_num_threads(max(1, torch.get_num_threads() // len(devices)))
+    sequence = join_group(rank, len(devices), rendezvous, device)
+    try:
+        serve_band(sequence, device, overrides, weights, random_weights)
+    finally:
+        dist.destroy_process_group()
+
+
+def serve_band(sequence: SequenceShard, device: str, overrides: dict[str, Any], weights: str | None,
+               random_weights: bool) -> None:
+    """Build the DiT and VACE branch rank 0 builds (from ``overrides``, the weights folder
+    ``weights``; None: random) on ``device``, then :func:`serve` rank 0's chunks on this band."""
     from vacelive.engine.app import build_store
     from vacelive.engine.pipeline import build_model, build_vace_branch, resolve_dtype
     from vacelive.engine.vace import attach_vace
     from vacelive.engine.weights import WeightsManifest
 
-    logging.basicConfig(level=logging.WARNING)
-    device = devices[rank]
-    if device == "cpu":
-        torch.set_num_threads(max(1, torch.get_num_threads() // len(devices)))
-    sequence = join_group(rank, len(devices), port, device)
-    try:
-        store = build_store(overrides=overrides)
-        manifest = None if weights is None else WeightsManifest.open(weights)
-        dtype = resolve_dtype(store.get("dtype"), device)
-        model = build_model(store, manifest, device, dtype, random_weights)
-        injector = attach_vace(model, build_vace_branch(model, manifest, random_weights).to(device))
-        causal = CausalGenerator(model, store.get("height"), store.get("width"), attention=store.get("attention"),
-                                 sequence=sequence)
-        serve(causal, injector, device)
-    finally:
-        dist.destroy_process_group()
+    store = build_store(overrides=overrides)
+    manifest = None if weights is None else WeightsManifest.open(weights)
+    dtype = resolve_dtype(store.get("dtype"), device)
+    model = build_model(store, manifest, device, dtype, random_weights)
+    injector = attach_vace(model, build_vace_branch(model, manifest, random_weights).to(device))
+    causal = CausalGenerator(model, store.get("height"), store.get("width"), attention=store.get("attention"),
+                             sequence=sequence)
+    serve(causal, injector, device)
+
+
+@dataclass(frozen=True)
+class Launch:
+    """This process's place in a ``torchrun`` launch (one or several machines): rank 0 runs the
+    engine, every other rank serves its band (:mod:`engine.worker`)."""
+
+    rank: int
+    world: int
+    device: str
+    labels: tuple[str, ...]  # every rank's "host/device", in rank order
+
+
+_launch: Launch | None = None
+
+
+def current_launch() -> Launch | None:
+    """The launch this process joined (:func:`join_launch`), or None outside one."""
+    return _launch
+
+
+def join_launch(init_method: str = "env://") -> Launch:
+    """Join the group of a launch from torchrun's environment (RANK, WORLD_SIZE, LOCAL_RANK;
+    MASTER_ADDR and MASTER_PORT for ``env://``, which listens on the network for the others:
+    several machines need it; ``file://PATH`` for a shared file instead). This process works on
+    cuda:LOCAL_RANK (NCCL), or the CPU (gloo) without CUDA. Raises ValueError, in one line,
+    outside a launch."""
+    global _launch
+    missing = [name for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK") if name not in os.environ]
+    if missing:
+        raise ValueError(f"not started by torchrun ({', '.join(missing)} unset): torchrun --nnodes N "
+                         "--nproc-per-node G ... -m vacelive.engine.worker run [flags]")
+    rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+    device = f"cuda:{os.environ['LOCAL_RANK']}" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda"):
+        torch.cuda.set_device(device)
+    dist.init_process_group("nccl" if device.startswith("cuda") else "gloo", init_method=init_method, rank=rank,
+                            world_size=world, timeout=TIMEOUT)
+    labels: list[Any] = [None] * world
+    dist.all_gather_object(labels, f"{socket.gethostname()}/{device}")
+    _launch = Launch(rank, world, device, tuple(labels))
+    return _launch
 
 
 def start_workers(devices: list[str], overrides: dict[str, Any], weights: str | None,
                   random_weights: bool) -> SequenceShard:
     """Spawn a worker for each device after the first (each builds the model from ``overrides``
     and the weights folder ``weights``) and join them as rank 0 (this process)."""
-    port = free_port()
+    rendezvous = rendezvous_file()
     ctx = mp.get_context("spawn")
     for rank in range(1, len(devices)):
-        ctx.Process(target=worker_main, args=(rank, devices, port, overrides, weights, random_weights), daemon=True,
+        ctx.Process(target=worker_main, args=(rank, devices, rendezvous, overrides, weights, random_weights), daemon=True,
                     name=f"vacelive-worker-{rank}").start()
     if devices[0] == "cpu":
         torch.set_num_threads(max(1, torch.get_num_threads() // len(devices)))
-    sequence = join_group(0, len(devices), port, devices[0])
+    sequence = join_group(0, len(devices), rendezvous, devices[0])
     log.info("sequence parallel over %d processes: %s (rank 0 is this one)", len(devices), ", ".join(devices))
     return sequence
 
@@ -235,7 +285,7 @@ class VaceWorker:
         return RemoteVace(model, default_vace_layers(model.config.num_layers), zero=value)
 
 
-def vace_worker_main(port: int, devices: tuple[str, str], overrides: dict[str, Any], weights: str | None,
+def vace_worker_main(rendezvous: str, devices: tuple[str, str], overrides: dict[str, Any], weights: str | None,
                      random_weights: bool, ready: Any) -> None:
     """Entry point of the VACE worker (rank 1 on ``devices[1]``): the branch rank 0 would build
     (from the weights folder ``weights``; None: random, as rank 0's), then :func:`serve_vace`."""
@@ -247,7 +297,7 @@ def vace_worker_main(port: int, devices: tuple[str, str], overrides: dict[str, A
     device = devices[1]
     if device == "cpu":
         torch.set_num_threads(max(1, torch.get_num_threads() // 2))
-    join_group(1, 2, port, device)
+    join_group(1, 2, rendezvous, device)
     try:
         try:
             store = build_store(overrides=overrides)
@@ -272,14 +322,14 @@ def start_vace_worker(devices: tuple[str, str], overrides: dict[str, Any], weigh
     """Spawn the VACE worker for ``devices[1]`` (it builds its branch from ``overrides`` and the
     weights folder ``weights``) and join it as rank 0 on ``devices[0]``; then build the base and
     call :meth:`VaceWorker.attach`."""
-    port = free_port()
+    rendezvous = rendezvous_file()
     ctx = mp.get_context("spawn")
     ours, theirs = ctx.Pipe(duplex=False)
-    process = ctx.Process(target=vace_worker_main, args=(port, devices, overrides, weights, random_weights, theirs),
+    process = ctx.Process(target=vace_worker_main, args=(rendezvous, devices, overrides, weights, random_weights, theirs),
                           daemon=True, name="vacelive-vace-worker")
     process.start()
     if devices[0] == "cpu":
         torch.set_num_threads(max(1, torch.get_num_threads() // 2))
-    join_group(0, 2, port, devices[0])
+    join_group(0, 2, rendezvous, devices[0])
     log.info("VACE branch in a worker process on %s (the base on %s)", devices[1], devices[0])
     return VaceWorker(process, ours)

@@ -33,7 +33,14 @@ from vacelive.engine.generator import PendingFrames
 from vacelive.engine.model import CONFIGS, CausalGenerator, WanModel, compile_stack, load_model
 from vacelive.engine.model.kv_cache import TextKVCache
 from vacelive.engine.model.lora import StyleLoras, load_lora
-from vacelive.engine.parallel import LeaderGenerator, parse_devices, start_workers
+from vacelive.engine.model.sequence import SequenceShard
+from vacelive.engine.parallel import (
+    LeaderGenerator,
+    current_launch,
+    parse_devices,
+    start_vace_worker,
+    start_workers,
+)
 from vacelive.engine.params import lora_scale_name, parse_lora_entries
 from vacelive.engine.placement import Placement
 from vacelive.engine.state import ParamStore
@@ -46,7 +53,7 @@ log = logging.getLogger(__name__)
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 RANDOM_TINY_LABEL = "tiny random-weight model (abstract patterns, for tests)"
-WORKER_PARAMS = ("model", "weights_dir", "dtype", "width", "height", "attention")
+WORKER_PARAMS = ("model", "weights_dir", "dtype", "width", "height", "attention", "compile")
 """What a worker process needs from the store to build the same DiT and VACE branch."""
 
 
@@ -316,44 +323,64 @@ def build_vace_branch(model: WanModel, manifest, random_weights: bool = False) -
 
 
 def placement_for(store: ParamStore, device: str) -> Placement:
-    """Where the parts run: ``devices`` and ``layout`` (one device: everything on ``device``)."""
-    return Placement.of(device, parse_devices(store.get("devices")), store.get("layout"))
+    """Where the parts run: ``devices`` and ``layout`` (one device: everything on ``device``), or
+    the ranks of the torchrun launch this process is rank 0 of."""
+    launch = current_launch()
+    if launch is None:
+        return Placement.of(device, parse_devices(store.get("devices")), store.get("layout"))
+    if store.get("devices") or store.get("layout") != "sequence":
+        raise ValueError("under torchrun the launch gives the devices and the layout is sequence: "
+                         "drop --devices and --layout")
+    return Placement.launched_on(launch.device, launch.labels)
 
 
 def build_generator(store: ParamStore, manifest, device: str, random_weights: bool = False) -> VideoPipeline:
     """Everything the generator needs, loaded before any source or sink opens (``random_weights``:
-    the model's real size with random values, to measure speed without weights)."""
-    devices = parse_devices(store.get("devices"))
-    if devices:
-        if parse_lora_entries(store.get("loras")):
-            raise ValueError("style LoRAs do not run across several devices yet: drop --loras or --devices")
-        device = devices[0]
-        sequence = start_workers(devices, {name: store.get(name) for name in WORKER_PARAMS},
-                                 None if manifest is None else str(manifest.root), random_weights)
-    dtype = resolve_dtype(store.get("dtype"), device)
-    model = build_model(store, manifest, device, dtype, random_weights)
-    branch = build_vace_branch(model, manifest, random_weights)
-    injector = attach_vace(model, branch)  # hooks go on before compiling
+    the model's real size with random values, to measure speed without weights), placed on the
+    devices as :func:`placement_for` says."""
+    placement = placement_for(store, device)
+    workers = {name: store.get(name) for name in WORKER_PARAMS}
+    folder = None if manifest is None else str(manifest.root)
+    if (placement.sequence or placement.vace_worker) and parse_lora_entries(store.get("loras")):
+        raise ValueError("style LoRAs do not run across several processes yet: drop --loras, or use one device")
+    if placement.launched:
+        sequence = SequenceShard.of()
+    elif placement.sequence:
+        sequence = start_workers(list(placement.sequence), workers, folder, random_weights)
+    else:
+        sequence = None
+    vace_worker = (start_vace_worker((placement.dit, placement.vace), workers, folder, random_weights)
+                   if placement.vace_worker else None)
+    dtype = resolve_dtype(store.get("dtype"), placement.dit)
+    model = build_model(store, manifest, placement.dit, dtype, random_weights)
+    if vace_worker is not None:
+        injector = vace_worker.attach(model)
+    else:
+        injector = attach_vace(model, build_vace_branch(model, manifest, random_weights))  # hooks before compiling
     loras = build_loras(store, model)
     if store.get("compile"):
         model.compile_blocks()
-        compile_stack(injector.branch.vace_blocks)
+        if vace_worker is None:  # the worker compiles its own
+            compile_stack(injector.branch.vace_blocks)
     width, height = store.get("width"), store.get("height")
-    if devices:
+    if sequence is not None:
         causal = LeaderGenerator(model, height, width, injector, sequence, attention=store.get("attention"))
     else:
         causal = CausalGenerator(model, height, width, attention=store.get("attention"))
     if causal.kernels is not None:
         log.info("attention kernels, in order: %s", ", ".join(k.name for k in causal.kernels))
-    vae = build_vae(store, manifest, device, dtype, random_weights)
-    prompts = build_prompts(store, manifest, device, dtype, random_weights)
+    vae_dtype = resolve_dtype(store.get("dtype"), placement.vae)
+    vae = build_vae(store, manifest, placement.vae, vae_dtype, random_weights)
+    prompts = build_prompts(store, manifest, placement.vae, vae_dtype, random_weights)
     vace = VaceController(injector, vae, store.resolve_media, width, height)
     name = f"Wan2.1-{store.get('model')}"
     if store.get("model") == "tiny":
         name = RANDOM_TINY_LABEL if manifest is None else TINY_LABEL
     log.info("model: %s", name)
+    for line in placement.lines():
+        log.info("placement: %s", line)
     return VideoPipeline(causal, vae, prompts, name=name, vace=vace, recache_by_default=is_longlive(manifest),
-                         loras=loras)
+                         loras=loras, placement=placement)
 
 
 def build_loras(store: ParamStore, model: WanModel) -> StyleLoras | None:

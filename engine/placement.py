@@ -34,6 +34,7 @@ class Placement:
     roles: tuple[tuple[str, str], ...]  # (device, what it runs), one per device given
     sequence: tuple[str, ...] = ()  # the devices of a sequence-parallel group (rank order); () without one
     vace_worker: bool = False  # the VACE branch runs in a worker process, on ``vace``
+    launched: bool = False  # the sequence group came from torchrun (:func:`engine.parallel.join_launch`)
 
     @classmethod
     def of(cls, device: str, devices: list[str], layout: str) -> Placement:
@@ -65,6 +66,16 @@ class Placement:
         if third:
             roles += ((devices[2], "VACE branch (worker)"),)
         return cls(layout, first, devices[2] if third else first, devices[1], devices[1], roles, vace_worker=third)
+
+    @classmethod
+    def launched_on(cls, device: str, labels: tuple[str, ...]) -> Placement:
+        """Sequence parallelism over a torchrun launch: ``labels`` names every rank's host and
+        device; this process (rank 0) holds the parts outside the DiT on ``device``."""
+        n = len(labels)
+        roles = tuple((label, f"DiT and VACE branch on band {r + 1} of {n} (rank {r})")
+                      for r, label in enumerate(labels))
+        roles = ((labels[0], roles[0][1] + "; VAE, text encoder, annotators, sources, sinks, OSC"), *roles[1:])
+        return cls("sequence", device, device, device, device, roles, sequence=labels, launched=True)
 
     def lines(self) -> list[str]:
         """One line per device given: what it runs (printed at start, and on the status)."""

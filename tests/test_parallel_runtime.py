@@ -2,6 +2,12 @@
 (gloo on loopback) and the pipeline's frames equal one device's, with control through VACE, a
 prompt change and a hard cut; device lists that cannot work are refused with one clear line."""
 
+import os
+import socket
+import struct
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -9,7 +15,7 @@ import torch.distributed as dist
 
 from vacelive.engine.app import build_store
 from vacelive.engine.chunk import Chunk
-from vacelive.engine.parallel import LeaderGenerator, parse_devices
+from vacelive.engine.parallel import LeaderGenerator, join_group, parse_devices, rendezvous_file
 from vacelive.engine.pipeline import build_generator
 
 SIZE = 64
@@ -67,3 +73,31 @@ def test_device_lists_that_cannot_work_are_refused(spec, words):
 
 def test_one_device_or_none_starts_no_worker():
     assert parse_devices("") == [] and parse_devices("cuda:0") == [] and parse_devices("cpu, cpu") == ["cpu", "cpu"]
+
+
+def _listening(pid: int) -> list[str]:
+    """The addresses the TCP sockets of process ``pid`` listen on (Linux /proc)."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        target = os.readlink(fd) if fd.is_symlink() else ""
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    found = []
+    for table, family in (("tcp", socket.AF_INET), ("tcp6", socket.AF_INET6)):
+        for line in Path(f"/proc/net/{table}").read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and fields[9] in inodes:  # LISTEN, one of ours
+                raw = bytes.fromhex(fields[1].split(":")[0])
+                words = struct.unpack(f"<{len(raw) // 4}I", raw)
+                found.append(socket.inet_ntop(family, struct.pack(f">{len(words)}I", *words)))
+    return found
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_a_group_of_this_machine_listens_on_loopback_only():
+    join_group(0, 1, rendezvous_file(), "cpu")
+    try:
+        addresses = _listening(os.getpid())
+    finally:
+        dist.destroy_process_group()
+    assert addresses and all(a in ("127.0.0.1", "::1") for a in addresses), addresses

@@ -14,7 +14,7 @@ import torch.multiprocessing as mp
 
 from vacelive.engine.model import CausalGenerator, WanConfig, WanModel
 from vacelive.engine.model.sequence import SequenceParallelError, SequenceShard
-from vacelive.engine.parallel import free_port, join_group
+from vacelive.engine.parallel import join_group, rendezvous_file
 from vacelive.engine.vace import EXTRAS_KEY, VaceBranch, VaceConditioning, attach_vace, default_vace_layers
 
 CONFIG = WanConfig(dim=128, ffn_dim=256, num_heads=4, num_layers=2, freq_dim=32, text_dim=32, text_len=16)
@@ -47,9 +47,9 @@ def _stream(sequence: SequenceShard | None, vace: bool, die_after: int | None = 
     return out
 
 
-def _worker(rank: int, world: int, port: int, vace: bool, result: str, die_rank: int | None) -> None:
+def _worker(rank: int, world: int, rendezvous: str, vace: bool, result: str, die_rank: int | None) -> None:
     torch.set_num_threads(1)
-    sequence = join_group(rank, world, port, "cpu", timeout=datetime.timedelta(seconds=20))
+    sequence = join_group(rank, world, rendezvous, "cpu", timeout=datetime.timedelta(seconds=20))
     try:
         chunks = _stream(sequence, vace, die_after=1 if rank == die_rank else None)
         if rank == 0:
@@ -67,8 +67,8 @@ def _worker(rank: int, world: int, port: int, vace: bool, result: str, die_rank:
 def _run(world: int, vace: bool, tmp_path: Path, die_rank: int | None = None, timeout: float = 120.0) -> Path:
     result = tmp_path / f"rank0-{world}-{vace}.pt"
     ctx = mp.get_context("spawn")
-    port = free_port()
-    procs = [ctx.Process(target=_worker, args=(r, world, port, vace, str(result), die_rank)) for r in range(world)]
+    rendezvous = rendezvous_file()
+    procs = [ctx.Process(target=_worker, args=(r, world, rendezvous, vace, str(result), die_rank)) for r in range(world)]
     for p in procs:
         p.start()
     for p in procs:
