@@ -12,18 +12,19 @@ is taken), for a size and resolution:
   ``vacelive bench --model 1.3B --random-weights`` at 832x480 peaked at 15.3 GB on an H200 with
   about 8 GB of weights and caches allocated, so about 7 GB went to working memory.
 
-Three ways to spread one model over N devices, each keeping the frames exactly those of one device:
+Four ways to spread one model over N devices, each keeping the frames exactly those of one device:
 
 - ``sequence`` (Ulysses sequence parallelism, as xDiT does for Wan): every device holds the whole
   DiT and VACE branch and 1/N of each chunk's tokens; attention exchanges heads with an
   all-to-all, so the KV rings are split by heads (N must divide the head count);
-- ``layers`` (a pipeline of blocks): the blocks, their VACE blocks and their KV rings are split in
-  N consecutive groups, one per device; chunks flow from device to device;
+- ``vace``: two devices, the VACE branch and its ring on the second, beside the base;
 - ``stages``: the DiT on device 0, the VACE branch on device 2 when there is one (else beside the
-  DiT), the VAE and the text encoder on device 1, so decoding overlaps the next chunk's denoising.
+  DiT), the VAE and the text encoder on device 1, so decoding overlaps the next chunk's denoising;
+- ``layers`` (a pipeline of blocks): the blocks, their VACE blocks and their KV rings are split in
+  N consecutive groups, one per device; chunks flow from device to device.
 
-This is a plan for buying and placing hardware. Of the three, ``sequence`` runs today
-(``--devices``, :mod:`engine.parallel`); ``layers`` and ``stages`` are planned only.
+This is a plan for buying and placing hardware. ``sequence``, ``vace`` and ``stages`` run
+(``--devices`` with ``--layout``, :mod:`engine.placement`); ``layers`` is planned only.
 """
 
 from __future__ import annotations
@@ -35,10 +36,12 @@ from torch import nn
 
 from vacelive.engine.model import CONFIGS, WanModel
 from vacelive.engine.model.kv_cache import RingKVCache
+from vacelive.engine.placement import LAYOUTS as RUN_LAYOUTS
 
 DTYPE_BYTES = {"bf16": 2, "fp16": 2, "fp8": 1, "fp32": 4}
 GB = 1e9
-LAYOUTS = ("sequence", "layers", "stages")
+LAYOUTS = (*RUN_LAYOUTS, "layers")
+"""The layouts ``vacelive run --layout`` runs, and ``layers``, planned only."""
 
 
 def _numel(module: nn.Module) -> int:
@@ -112,6 +115,14 @@ def place(fp: Footprint, layout: str, devices: int, *, text: bool = True, reserv
             device.add("KV ring", fp.kv / devices)
             device.add("VACE ring", fp.vace_kv / devices)
         decoder = out[0]
+    elif layout == "vace":
+        if devices != 2:
+            raise ValueError("the VACE branch on its own device takes exactly 2 devices")
+        out[0].add("DiT", fp.dit)
+        out[0].add("KV ring", fp.kv)
+        out[1].add("VACE", fp.vace)
+        out[1].add("VACE ring", fp.vace_kv)
+        decoder = out[0]
     elif layout == "layers":
         groups = [range(fp.layers * i // devices, fp.layers * (i + 1) // devices) for i in range(devices)]
         for device, group in zip(out, groups):
@@ -159,7 +170,7 @@ def plan_text(model: str, devices: int, memory_gb: float, width: int, height: in
             continue
         fits = all(d.total <= memory_gb * GB for d in placed)
         any_fits |= fits
-        name = layout if devices > 1 else "one device"
+        name = (layout if layout in RUN_LAYOUTS else f"{layout} (planned, not built)") if devices > 1 else "one device"
         lines.append(f"  {name}: {'fits' if fits else 'does NOT fit'} "
                      f"(largest {max(d.total for d in placed) / GB:.1f} GB)")
         for i, device in enumerate(placed):
