@@ -290,7 +290,7 @@ def run_bench(overrides: dict[str, Any], seconds: float, warmup_s: float,
         jitter_ms_p99=round(float(np.percentile(np.abs(intervals_ms - period_ms), 99)), 3) if intervals_ms.size else 0.0,
         peak_rss_mb=_peak_rss_mb(),
         peak_gpu_mb=round(torch.cuda.max_memory_allocated() / 2**20, 1) if cuda else None,
-        placement=placement.lines(),
+        placement=generator.inner.placement_lines(),
     )
 
 

@@ -262,6 +262,13 @@ def start_workers(devices: list[str], overrides: dict[str, Any], weights: str | 
     return sequence
 
 
+def module_bytes(module: Any) -> int:
+    """Bytes of a module's parameters and buffers (0 for anything that is not a module)."""
+    if not isinstance(module, torch.nn.Module):
+        return 0
+    return sum(t.numel() * t.element_size() for t in (*module.parameters(), *module.buffers()))
+
+
 STARTUP_TIMEOUT_S = 600.0
 """How long rank 0 waits for a VACE worker to build its branch (loading weights included)."""
 
@@ -273,6 +280,8 @@ class VaceWorker:
     def __init__(self, process: Any, ready: Any) -> None:
         self.process = process
         self._ready = ready
+        self.branch_bytes = 0
+        """The branch's weights in the worker, once :meth:`attach` returned."""
 
     def attach(self, model: WanModel) -> RemoteVace:
         """Wait until the worker has built its branch, then hook ``model``'s blocks to take its
@@ -282,7 +291,8 @@ class VaceWorker:
         status, value = self._ready.recv()
         if status != "ready":
             raise RuntimeError(f"the VACE worker could not start: {value}")
-        return RemoteVace(model, default_vace_layers(model.config.num_layers), zero=value)
+        zero, self.branch_bytes = value
+        return RemoteVace(model, default_vace_layers(model.config.num_layers), zero=zero)
 
 
 def vace_worker_main(rendezvous: str, devices: tuple[str, str], overrides: dict[str, Any], weights: str | None,
@@ -311,7 +321,7 @@ def vace_worker_main(rendezvous: str, devices: tuple[str, str], overrides: dict[
         except Exception as exc:
             ready.send(("failed", f"{exc}".splitlines()[0] if str(exc) else repr(exc)))
             return
-        ready.send(("ready", branch.is_zero()))
+        ready.send(("ready", (branch.is_zero(), module_bytes(branch))))
         serve_vace(injector)
     finally:
         dist.destroy_process_group()

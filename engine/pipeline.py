@@ -38,6 +38,7 @@ from vacelive.engine.parallel import (
     LeaderGenerator,
     current_launch,
     parse_devices,
+    module_bytes,
     start_vace_worker,
     start_workers,
 )
@@ -118,10 +119,13 @@ class VideoPipeline:
 
     def __init__(self, causal: CausalGenerator, vae: VideoAutoencoder, prompts: PromptConditioner,
                  *, name: str, vace: VaceController | None = None, recache_by_default: bool = False,
-                 loras: StyleLoras | None = None, placement: Placement | None = None) -> None:
+                 loras: StyleLoras | None = None, placement: Placement | None = None,
+                 memory: dict[str, int] | None = None) -> None:
         self.name = name
         self.placement = placement
         """Where each part runs (None: all on the DiT's device)."""
+        self.memory = memory or {}
+        """Bytes of each part (:data:`~engine.placement.PARTS`) where it runs."""
         self.recache_by_default = recache_by_default
         """What ``prompt_recache = auto`` means for these weights (on for LongLive's)."""
         self.causal = causal
@@ -136,6 +140,10 @@ class VideoPipeline:
         self._decoder = DecodeThread(self._vae_device) if stages else None
         self.timings: dict[str, float] = {}
         """The step times (ms) of the last chunk decoded."""
+
+    def placement_lines(self) -> list[str]:
+        """What each device runs and the memory its parts take, one line per device."""
+        return self.placement.lines(self.memory) if self.placement is not None else []
 
     @property
     def pipelined(self) -> bool:
@@ -377,10 +385,14 @@ def build_generator(store: ParamStore, manifest, device: str, random_weights: bo
     if store.get("model") == "tiny":
         name = RANDOM_TINY_LABEL if manifest is None else TINY_LABEL
     log.info("model: %s", name)
-    for line in placement.lines():
+    vace_bytes = vace_worker.branch_bytes if vace_worker is not None else module_bytes(injector.branch)
+    memory = {"DiT": module_bytes(model), "KV ring": causal.kv_cache.nbytes, "VACE": vace_bytes,
+              "VACE ring": causal.kv_cache.nbytes * len(injector.vace_layers) // model.config.num_layers,
+              "VAE": module_bytes(vae), "text encoder": module_bytes(getattr(getattr(prompts.cache, "encoder", None), "model", None))}
+    for line in placement.lines(memory):
         log.info("placement: %s", line)
     return VideoPipeline(causal, vae, prompts, name=name, vace=vace, recache_by_default=is_longlive(manifest),
-                         loras=loras, placement=placement)
+                         loras=loras, placement=placement, memory=memory)
 
 
 def build_loras(store: ParamStore, model: WanModel) -> StyleLoras | None:

@@ -17,9 +17,14 @@ Every layout gives the frames of one device (within float tolerance).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 LAYOUTS = ("sequence", "vace", "stages")
+PARTS = ("DiT", "KV ring", "VACE", "VACE ring", "VAE", "text encoder")
+"""The parts whose memory :meth:`Placement.lines` reports, in that order."""
+_DIT, _VACE, _VAE = ("DiT", "KV ring"), ("VACE", "VACE ring"), ("VAE", "text encoder")
+GB = 1e9
 
 
 @dataclass(frozen=True)
@@ -32,6 +37,7 @@ class Placement:
     vae: str  # VAE encode and decode, and the text encoder
     annotators: str
     roles: tuple[tuple[str, str], ...]  # (device, what it runs), one per device given
+    holds: tuple[tuple[str, ...], ...]  # the parts (of PARTS) each of them holds in memory
     sequence: tuple[str, ...] = ()  # the devices of a sequence-parallel group (rank order); () without one
     vace_worker: bool = False  # the VACE branch runs in a worker process, on ``vace``
     launched: bool = False  # the sequence group came from torchrun (:func:`engine.parallel.join_launch`)
@@ -45,27 +51,31 @@ class Placement:
             raise ValueError(f"layout {layout!r} is not one of {', '.join(LAYOUTS)}")
         if not devices:
             return cls("one device", device, device, device, device,
-                       roles=((device, "DiT, VACE branch, VAE, text encoder, annotators"),))
+                       roles=((device, "DiT, VACE branch, VAE, text encoder, annotators"),), holds=(PARTS,))
         first = devices[0]
         if layout == "sequence":
             n = len(devices)
             roles = tuple((d, f"DiT and VACE branch on band {r + 1} of {n} (rank {r})") for r, d in enumerate(devices))
             roles = ((first, roles[0][1] + "; VAE, text encoder, annotators"), *roles[1:])
-            return cls(layout, first, first, first, first, roles, sequence=tuple(devices))
+            holds = (PARTS, *[_DIT + _VACE] * (n - 1))  # the rings: this rank's heads
+            return cls(layout, first, first, first, first, roles, holds, sequence=tuple(devices))
         if layout == "vace":
             if len(devices) != 2:
                 raise ValueError(f"layout vace takes 2 devices (base, VACE branch), not {len(devices)}")
             return cls(layout, first, devices[1], first, first,
                        roles=((first, "DiT, VAE, text encoder, annotators"), (devices[1], "VACE branch (worker)")),
-                       vace_worker=True)
+                       holds=(_DIT + _VAE, _VACE), vace_worker=True)
         if len(devices) > 3:
             raise ValueError(f"layout stages takes 2 or 3 devices (DiT, VAE and annotators, VACE branch), "
                              f"not {len(devices)}")
         third = len(devices) == 3
         roles = ((first, "DiT" if third else "DiT, VACE branch"), (devices[1], "VAE, text encoder, annotators"))
+        holds = (_DIT if third else _DIT + _VACE, _VAE)
         if third:
             roles += ((devices[2], "VACE branch (worker)"),)
-        return cls(layout, first, devices[2] if third else first, devices[1], devices[1], roles, vace_worker=third)
+            holds += (_VACE,)
+        return cls(layout, first, devices[2] if third else first, devices[1], devices[1], roles, holds,
+                   vace_worker=third)
 
     @classmethod
     def launched_on(cls, device: str, labels: tuple[str, ...]) -> Placement:
@@ -75,8 +85,18 @@ class Placement:
         roles = tuple((label, f"DiT and VACE branch on band {r + 1} of {n} (rank {r})")
                       for r, label in enumerate(labels))
         roles = ((labels[0], roles[0][1] + "; VAE, text encoder, annotators, sources, sinks, OSC"), *roles[1:])
-        return cls("sequence", device, device, device, device, roles, sequence=labels, launched=True)
+        holds = (PARTS, *[_DIT + _VACE] * (n - 1))
+        return cls("sequence", device, device, device, device, roles, holds, sequence=labels, launched=True)
 
-    def lines(self) -> list[str]:
-        """One line per device given: what it runs (printed at start, and on the status)."""
-        return [f"{device}: {what}" for device, what in self.roles]
+    def lines(self, sizes: Mapping[str, int] | None = None) -> list[str]:
+        """One line per device given: what it runs and, with ``sizes`` (bytes per part of
+        :data:`PARTS`), the memory its parts take (printed at start, and on the status)."""
+        lines = []
+        for (device, what), parts in zip(self.roles, self.holds):
+            held = [f"{part} {_size(sizes[part])}" for part in parts if sizes and sizes.get(part)]
+            lines.append(f"{device}: {what}" + (f" [{', '.join(held)}]" if held else ""))
+        return lines
+
+
+def _size(nbytes: int) -> str:
+    return f"{nbytes / GB:.2f} GB" if nbytes >= 0.1 * GB else f"{nbytes / 1e6:.1f} MB"

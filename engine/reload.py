@@ -149,9 +149,9 @@ class Reloader:
             make_annotator=annotators[0] if annotators else None,
             make_mask_source=annotators[1] if annotators else None,
         )
-        placement = getattr(generator, "placement", None)  # a pipeline says where its parts run
-        if placement is not None:
-            self.engine.metrics.placement = placement.lines()
+        lines = getattr(generator, "placement_lines", None)  # a pipeline says where its parts run
+        if lines is not None:
+            self.engine.metrics.placement = lines()
         if replace_sinks:
             self._swap_sinks(fresh, new_specs, size, size_changed)
         self.store.update({name: trial.get(name) for name in {*pending, "width", "height", "vae"}}, live=False)

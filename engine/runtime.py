@@ -76,7 +76,7 @@ def build_engine(store: ParamStore, *, max_frames: int | None = None) -> Engine:
         max_frames=max_frames,
         preview_sinks=preview_sinks,
     )
-    engine.metrics.placement = placement.lines()
+    engine.metrics.placement = generator.placement_lines()
     return engine
 
 
