@@ -1,15 +1,22 @@
-"""Several processes for one generator: sequence parallelism at run time (the ``devices`` parameter).
+"""Several processes for one generator: the worker processes of the ``devices`` parameter, and
+the ranks of a ``torchrun`` launch.
 
-``vacelive run --devices cuda:0,cuda:1`` (or ``cpu,cpu``: gloo on loopback, to exercise it
-without GPUs) starts one worker process per extra device of this machine. Rank 0 is the engine:
-source, sinks, OSC, the text encoder, the autoencoder and the annotators live there. The DiT and
-its VACE branch run on every rank, each on its band of every latent frame
-(:mod:`engine.model.sequence`), so the chunks equal one device's. Before each chunk, and each
-prompt re-cache, rank 0 broadcasts what the workers need: the stream's counters (frame and chunk
-index, the rings' positions: a cut on rank 0 is a cut everywhere), the text embedding when it
-changed, the seed and steps, and the chunk's VACE inputs. Every collective has a timeout, so a
-worker that dies becomes an error on rank 0 (the engine logs it and holds its last frame), not a
-hang.
+Sequence parallelism (``--devices cuda:0,cuda:1``, layout ``sequence``; ``cpu,cpu``: gloo on
+loopback, to exercise it without GPUs) starts one worker process per extra device of this
+machine. Rank 0 is the engine: source, sinks, OSC, the text encoder, the autoencoder and the
+annotators live there. The DiT and its VACE branch run on every rank, each on its band of every
+latent frame (:mod:`engine.model.sequence`), so the chunks equal one device's. Before each chunk,
+and each prompt re-cache, rank 0 broadcasts what the workers need: the stream's counters (frame
+and chunk index, the rings' positions: a cut on rank 0 is a cut everywhere), the text embedding
+when it changed, the seed and steps, and the chunk's VACE inputs. A ``torchrun`` launch
+(:func:`join_launch`, :mod:`engine.worker`) runs the same over several machines.
+
+The ``vace`` layout starts one worker for the VACE branch (:func:`start_vace_worker`; the
+protocol is :mod:`engine.vace.remote`).
+
+The processes of one machine meet through a file and talk over loopback only. Every collective
+has a timeout, so a worker that dies becomes an error on rank 0 (the engine logs it and holds its
+last frame), not a hang.
 """
 
 from __future__ import annotations

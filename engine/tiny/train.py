@@ -17,9 +17,9 @@ Four phases, every step count fixed so the run is reproducible (see :class:`Trai
    second one attending (through the KV ring) to the first written at t=0, that first chunk being
    the clean latents or, half the time, the model's own estimate of them; timesteps are mostly the
    four warped sampling steps; VACE is dropped on 20 % of the steps (so the model draws without
-   control and ``context_scale`` scales a learned effect), references are given on 30 %, and
-   prompts lose their colour word on some samples (always for half of them when a reference is given, so
-   the reference alone must carry the colour). The weights kept are an exponential moving
+   control and ``context_scale`` scales a learned effect), references are given on 40 %, and
+   prompts lose their colour word on some samples (always when a reference is given, so the
+   reference alone carries the colour). The weights kept are an exponential moving
    average.
 4. **The sampler's chain**: the live sampler takes four big steps (t = 1000, 937.5, 833, 625),
    where a flow-matching model gives blurry averages. Starting from phase 3's weights, each step
@@ -94,15 +94,16 @@ class TrainSettings:
     ae_chroma_weight: float = 4.0
     pool_clips: int = 1000
     mask_share: float = 0.2
-    dit_steps: int = 2800
+    dit_steps: int = 2000
     dit_batch: int = 8
     dit_lr: float = 7e-4
-    chain_steps: int = 1400
+    chain_steps: int = 2000
     chain_lr: float = 2e-4
     chain_second_chunk_share: float = 0.3
     ema: float = 0.998
     vace_dropout: float = 0.2
-    reference_share: float = 0.3
+    reference_share: float = 0.4
+    reference_colourless: float = 1.0  # of the samples given a reference, the share without a colour word
     prompt_dropout: float = 0.1
     first_chunk_share: float = 0.3
     own_context_share: float = 0.5
@@ -352,12 +353,13 @@ class Batch:
 
 def draw_batch(pool: Pool, text: Tensor, settings: TrainSettings, rng: np.random.Generator) -> Batch:
     """``dit_batch`` clips; prompts lose their colour word on ``prompt_dropout`` of the samples,
-    and on half of them when references are given (so the reference alone must carry the colour)."""
+    and on ``reference_colourless`` of them when references are given (so the reference alone
+    carries the colour)."""
     b = settings.dit_batch
     index = torch.from_numpy(rng.integers(0, len(pool.prompt), b))
     use_vace = rng.random() >= settings.vace_dropout
     use_refs = use_vace and rng.random() < settings.reference_share
-    drop = rng.random(b) < (0.5 if use_refs else settings.prompt_dropout)
+    drop = rng.random(b) < (settings.reference_colourless if use_refs else settings.prompt_dropout)
     colourless = len(pool.prompts)
     prompt = text[torch.where(torch.from_numpy(drop), colourless, pool.prompt[index])]
     refs = reference_context(pool.references[index].float()) if use_refs else None

@@ -3,7 +3,8 @@ added to the base model's blocks through hooks (no change to the base's code or 
 
 Modules: :mod:`.branch` (the weights), :mod:`.inject` (hooks, per-stream KV ring, references),
 :mod:`.context` (vace_context, mask folding, frame composition), :mod:`.media` (images),
-:mod:`.mode` (implicit mode), :mod:`.graft` (checkpoint loading), :mod:`.controller` (per chunk).
+:mod:`.mode` (implicit mode), :mod:`.graft` (checkpoint loading), :mod:`.controller` (per chunk),
+:mod:`.remote` (the branch in a worker process on its own device).
 """
 
 from .branch import VACE_IN_DIM, VaceBranch, default_vace_layers

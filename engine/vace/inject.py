@@ -2,10 +2,14 @@
 
 Wrapping mechanism: :func:`attach_vace` registers, on the base model's own block modules,
 
-- a forward pre-hook on block ``vace_layers[0]`` that computes all hints once per model forward
-  (from ``ctx.x_embedded``, the base's patch-embedded tokens) and stashes them in
-  ``ctx.extras[HINTS_KEY]``;
+- a forward pre-hook on block ``vace_layers[0]`` that gets the forward's hints (from
+  ``ctx.x_embedded``, the base's patch-embedded tokens) into ``ctx.extras[HINTS_KEY]``;
 - a forward hook on every block ``vace_layers[i]`` that returns ``output + hints[i] * scale``.
+
+The hooks (:class:`VaceHooks`) are apart from where the hints come from: :class:`VaceInjector`
+runs the branch in this process, once per forward before block ``vace_layers[0]``;
+:class:`~.remote.RemoteVace` receives them from a worker process on another device, each as its
+block finishes there.
 
 Nothing is re-registered or renamed: the base model's ``state_dict`` keys stay ``blocks.N.*``
 and its block code is untouched. :meth:`VaceInjector.detach` removes the hooks, giving back the
