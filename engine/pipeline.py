@@ -349,8 +349,9 @@ def build_generator(store: ParamStore, manifest, device: str, random_weights: bo
     placement = placement_for(store, device)
     workers = {name: store.get(name) for name in WORKER_PARAMS}
     folder = None if manifest is None else str(manifest.root)
-    if (placement.sequence or placement.vace_worker) and parse_lora_entries(store.get("loras")):
-        raise ValueError("style LoRAs do not run across several processes yet: drop --loras, or use one device")
+    if placement.sequence and parse_lora_entries(store.get("loras")):  # (the VACE branch takes no LoRA)
+        raise ValueError("style LoRAs do not run with sequence parallelism yet: drop --loras, or use "
+                         "--layout vace or stages")
     if placement.launched:
         sequence = SequenceShard.of()
     elif placement.sequence:

@@ -1,6 +1,7 @@
 """Several processes at run time (the ``devices`` parameter): ``cpu,cpu`` starts a worker process
 (gloo on loopback) and the pipeline's frames equal one device's, with control through VACE, a
-prompt change and a hard cut; device lists that cannot work are refused with one clear line."""
+prompt change and a hard cut, for the sequence layout and the VACE worker; device lists that
+cannot work are refused with one clear line; a group listens on loopback only."""
 
 import os
 import socket
@@ -16,7 +17,10 @@ import torch.distributed as dist
 from vacelive.engine.app import build_store
 from vacelive.engine.chunk import Chunk
 from vacelive.engine.parallel import LeaderGenerator, join_group, parse_devices, rendezvous_file
+from vacelive.engine.model import CONFIGS, WanModel
 from vacelive.engine.pipeline import build_generator
+from vacelive.engine.vace.remote import RemoteVace
+from tests.test_lora import lora_file
 
 SIZE = 64
 
@@ -36,10 +40,10 @@ def _frames(pipeline, store) -> list[np.ndarray]:
     return out
 
 
-def _store(devices: str):
+def _store(devices: str, layout: str = "sequence", lora: dict | None = None):
     torch.manual_seed(0)  # the random tiny autoencoder and text encoder are drawn from the global generator
     return build_store(overrides={"device": "cpu", "width": SIZE, "height": SIZE, "devices": devices,
-                                  "annotator": "edge"})
+                                  "layout": layout, "annotator": "edge", **(lora or {})})
 
 
 def test_two_cpu_processes_give_the_frames_of_one():
@@ -58,6 +62,47 @@ def test_two_cpu_processes_give_the_frames_of_one():
         assert a.shape == b.shape, i
         diff = np.abs(a.astype(int) - b.astype(int))
         assert diff.max() <= 1 and diff.mean() < 0.01, (i, diff.max(), diff.mean())
+
+
+def test_the_vace_branch_in_a_worker_gives_the_frames_of_one_device():
+    store = _store("")
+    single = _frames(build_generator(store, None, "cpu", random_weights=True), store)
+    store = _store("cpu,cpu", "vace")
+    pipeline = build_generator(store, None, "cpu", random_weights=True)
+    try:
+        assert isinstance(pipeline.vace.injector, RemoteVace)
+        assert [line.split(" [")[0] for line in pipeline.placement_lines()] == [
+            "cpu: DiT, VAE, text encoder, annotators", "cpu: VACE branch (worker)"]
+        parallel = _frames(pipeline, store)
+        assert pipeline.mode == "control"  # VACE ran
+    finally:
+        pipeline.vace.injector.stop()
+        dist.destroy_process_group()
+    for i, (a, b) in enumerate(zip(single, parallel)):
+        np.testing.assert_array_equal(a, b, err_msg=f"chunk {i}")
+    assert np.abs(single[1].astype(int) - single[4].astype(int)).mean() > 1.0  # the chunks differ
+
+
+def test_a_style_lora_runs_with_the_vace_worker_and_sequence_parallelism_refuses_it(tmp_path):
+    torch.manual_seed(0)
+    lora_file(tmp_path, "ink.safetensors", WanModel(CONFIGS["tiny"]))
+    lora = {"media_dir": str(tmp_path), "loras": ["ink=ink.safetensors"]}
+    store = _store("", lora=lora)
+    single = _frames(build_generator(store, None, "cpu", random_weights=True), store)
+    plain = _store("")
+    without = _frames(build_generator(plain, None, "cpu", random_weights=True), plain)
+    store = _store("cpu,cpu", "vace", lora=lora)
+    pipeline = build_generator(store, None, "cpu", random_weights=True)
+    try:
+        parallel = _frames(pipeline, store)
+    finally:
+        pipeline.vace.injector.stop()
+        dist.destroy_process_group()
+    for i, (a, b) in enumerate(zip(single, parallel)):
+        np.testing.assert_array_equal(a, b, err_msg=f"chunk {i}")
+    assert np.abs(single[2].astype(int) - without[2].astype(int)).mean() > 1.0  # the LoRA counts
+    with pytest.raises(ValueError, match="do not run with sequence parallelism"):
+        build_generator(_store("cpu,cpu", lora=lora), None, "cpu", random_weights=True)
     assert np.abs(single[1].astype(int) - single[4].astype(int)).mean() > 1.0  # the chunks differ
 
 

@@ -1,25 +1,21 @@
 """The VACE branch on its own device (``layout vace``): a worker process runs the branch and
 streams its hints to the base (gloo on loopback here). The chunks equal one process's, with
 control, references, a context scale of 0, a prompt change and a hard cut; a worker that dies
-becomes a clear error on rank 0, not a hang; the whole pipeline on ``cpu,cpu`` gives one
-device's frames."""
+becomes a clear error on rank 0, not a hang. (The whole pipeline with the VACE worker:
+``tests/test_parallel_runtime.py``.)"""
 
 import datetime
 import os
 import traceback
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from vacelive.engine.app import build_store
-from vacelive.engine.chunk import Chunk
 from vacelive.engine.model import CausalGenerator, WanConfig, WanModel
 from vacelive.engine.parallel import join_group, rendezvous_file
-from vacelive.engine.pipeline import build_generator
 from vacelive.engine.vace import EXTRAS_KEY, VaceBranch, VaceConditioning, VaceInjector, attach_vace, default_vace_layers
 from vacelive.engine.vace.remote import RemoteVace, VaceWorkerError, serve_vace
 
@@ -119,45 +115,3 @@ def test_the_branch_in_a_worker_gives_the_chunks_of_one_process(tmp_path):
 def test_a_worker_that_dies_is_an_error_on_rank_0_not_a_hang(tmp_path):
     with pytest.raises(VaceWorkerError, match="VACE worker"):
         _remote_stream(tmp_path, die_after_forwards=4)
-
-
-SMALL = 64
-
-
-def _frames(pipeline, store) -> list[np.ndarray]:
-    rng = np.random.default_rng(0)
-    out = []
-    for index in range(5):
-        if index == 3:
-            pipeline.reset()  # hard cut
-        store.set("prompt", "red shapes" if index < 2 else "blue shapes")
-        frames = rng.integers(0, 256, (12, SMALL, SMALL, 3), dtype=np.uint8)
-        control = rng.integers(0, 256, (12, SMALL, SMALL, 3), dtype=np.uint8)
-        chunk = Chunk(index=index, epoch=0, frames=frames, control=control, masks=None,
-                      snapshot=store.snapshot(), captured_at=[0.0] * 12)
-        out.append(pipeline.generate(chunk))
-    return out
-
-
-def _store(devices: str, layout: str):
-    torch.manual_seed(0)  # the random tiny autoencoder and text encoder are drawn from the global generator
-    return build_store(overrides={"device": "cpu", "width": SMALL, "height": SMALL, "devices": devices,
-                                  "layout": layout, "annotator": "edge"})
-
-
-def test_the_pipeline_with_layout_vace_gives_the_frames_of_one_device():
-    store = _store("", "sequence")
-    single = _frames(build_generator(store, None, "cpu", random_weights=True), store)
-    store = _store("cpu,cpu", "vace")
-    pipeline = build_generator(store, None, "cpu", random_weights=True)
-    try:
-        assert isinstance(pipeline.vace.injector, RemoteVace)
-        assert pipeline.placement.lines() == ["cpu: DiT, VAE, text encoder, annotators", "cpu: VACE branch (worker)"]
-        parallel = _frames(pipeline, store)
-        assert pipeline.mode == "control"  # VACE ran
-    finally:
-        pipeline.vace.injector.stop()
-        dist.destroy_process_group()
-    for i, (a, b) in enumerate(zip(single, parallel)):
-        np.testing.assert_array_equal(a, b, err_msg=f"chunk {i}")
-    assert np.abs(single[1].astype(int) - single[4].astype(int)).mean() > 1.0  # the chunks differ
