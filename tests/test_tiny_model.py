@@ -90,8 +90,8 @@ def test_it_draws_where_the_control_puts_shapes_only_with_control(runner):
     assert np.mean(on) > 2 * np.mean(off) + 1.0, (on, off)
 
 
-@pytest.mark.xfail(strict=True, reason="the trained tiny model draws blurry outlines: its edges are too soft for "
-                   "an edge detector (edge F 0.045; open issue: a default that does the job)")
+@pytest.mark.xfail(strict=True, reason="the trained tiny model draws blurry patches: their edges are too soft for "
+                   "an edge detector (edge F 0.058; open issue: a default that does the job)")
 def test_output_follows_the_control_edges(runner, clips):
     on = [edge_f_score(run.output, run.input) for run in (runner.run(clip, chunks=3) for clip in clips)]
     off = [edge_f_score(run.output, run.input)
@@ -110,7 +110,7 @@ def test_a_reference_image_brings_its_colour(runner, clips):
         assert near_with + 30 < near_without, (clip.colour, near_with, near_without)
 
 
-@pytest.mark.xfail(strict=True, reason="the trained tiny model's outlines are too soft for an edge detector "
+@pytest.mark.xfail(strict=True, reason="the trained tiny model's patches are too soft for an edge detector "
                    "(open issue)")
 def test_demo_redraws_the_test_pattern_shapes_along_their_edges(tmp_path):
     """The demo's command, shortened: the output panel of the side-by-side preview follows the
