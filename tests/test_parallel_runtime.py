@@ -62,22 +62,28 @@ def test_two_cpu_processes_give_the_frames_of_one():
         assert a.shape == b.shape, i
         diff = np.abs(a.astype(int) - b.astype(int))
         assert diff.max() <= 1 and diff.mean() < 0.01, (i, diff.max(), diff.mean())
+    assert np.abs(single[1].astype(int) - single[4].astype(int)).mean() > 1.0  # the chunks differ
+
+
+def _with_vace_worker(store) -> tuple[list[np.ndarray], list[str]]:
+    """The frames of a pipeline whose VACE branch runs in a worker process, and its placement."""
+    pipeline = build_generator(store, None, "cpu", random_weights=True)
+    try:
+        assert isinstance(pipeline.vace.injector, RemoteVace)
+        frames = _frames(pipeline, store)
+        assert pipeline.mode == "control"  # VACE ran
+        return frames, pipeline.placement_lines()
+    finally:
+        pipeline.vace.injector.stop()
+        dist.destroy_process_group()
 
 
 def test_the_vace_branch_in_a_worker_gives_the_frames_of_one_device():
     store = _store("")
     single = _frames(build_generator(store, None, "cpu", random_weights=True), store)
-    store = _store("cpu,cpu", "vace")
-    pipeline = build_generator(store, None, "cpu", random_weights=True)
-    try:
-        assert isinstance(pipeline.vace.injector, RemoteVace)
-        assert [line.split(" [")[0] for line in pipeline.placement_lines()] == [
-            "cpu: DiT, VAE, text encoder, annotators", "cpu: VACE branch (worker)"]
-        parallel = _frames(pipeline, store)
-        assert pipeline.mode == "control"  # VACE ran
-    finally:
-        pipeline.vace.injector.stop()
-        dist.destroy_process_group()
+    parallel, placement = _with_vace_worker(_store("cpu,cpu", "vace"))
+    assert [line.split(" [")[0] for line in placement] == ["cpu: DiT, VAE, text encoder, annotators",
+                                                            "cpu: VACE branch (worker)"]
     for i, (a, b) in enumerate(zip(single, parallel)):
         np.testing.assert_array_equal(a, b, err_msg=f"chunk {i}")
     assert np.abs(single[1].astype(int) - single[4].astype(int)).mean() > 1.0  # the chunks differ
@@ -91,19 +97,12 @@ def test_a_style_lora_runs_with_the_vace_worker_and_sequence_parallelism_refuses
     single = _frames(build_generator(store, None, "cpu", random_weights=True), store)
     plain = _store("")
     without = _frames(build_generator(plain, None, "cpu", random_weights=True), plain)
-    store = _store("cpu,cpu", "vace", lora=lora)
-    pipeline = build_generator(store, None, "cpu", random_weights=True)
-    try:
-        parallel = _frames(pipeline, store)
-    finally:
-        pipeline.vace.injector.stop()
-        dist.destroy_process_group()
+    parallel, _ = _with_vace_worker(_store("cpu,cpu", "vace", lora=lora))
     for i, (a, b) in enumerate(zip(single, parallel)):
         np.testing.assert_array_equal(a, b, err_msg=f"chunk {i}")
     assert np.abs(single[2].astype(int) - without[2].astype(int)).mean() > 1.0  # the LoRA counts
     with pytest.raises(ValueError, match="do not run with sequence parallelism"):
         build_generator(_store("cpu,cpu", lora=lora), None, "cpu", random_weights=True)
-    assert np.abs(single[1].astype(int) - single[4].astype(int)).mean() > 1.0  # the chunks differ
 
 
 @pytest.mark.parametrize("spec, words", [

@@ -26,9 +26,9 @@ a broadcast (the hints from rank 1), with the group's timeout: a worker that die
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import torch
 import torch.distributed as dist
