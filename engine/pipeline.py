@@ -47,7 +47,7 @@ from vacelive.engine.placement import Placement
 from vacelive.engine.state import ParamStore
 from vacelive.engine.text import PromptCache, PromptConditioner, RandomPromptEmbeddings, make_text_encoder
 from vacelive.engine.tiny import TINY_LABEL
-from vacelive.engine.vace import VaceBranch, VaceController, attach_vace, default_vace_layers, graft_vace
+from vacelive.engine.vace import VaceBranch, VaceController, VaceHooks, attach_vace, default_vace_layers, graft_vace
 from vacelive.engine.vae import VideoAutoencoder, make_autoencoder
 
 log = logging.getLogger(__name__)
@@ -387,13 +387,22 @@ def build_generator(store: ParamStore, manifest, device: str, random_weights: bo
         name = RANDOM_TINY_LABEL if manifest is None else TINY_LABEL
     log.info("model: %s", name)
     vace_bytes = vace_worker.branch_bytes if vace_worker is not None else module_bytes(injector.branch)
-    memory = {"DiT": module_bytes(model), "KV ring": causal.kv_cache.nbytes, "VACE": vace_bytes,
-              "VACE ring": causal.kv_cache.nbytes * len(injector.vace_layers) // model.config.num_layers,
-              "VAE": module_bytes(vae), "text encoder": module_bytes(getattr(getattr(prompts.cache, "encoder", None), "model", None))}
+    memory = _memory(model, causal, injector, vace_bytes, vae, prompts)
     for line in placement.lines(memory):
         log.info("placement: %s", line)
     return VideoPipeline(causal, vae, prompts, name=name, vace=vace, recache_by_default=is_longlive(manifest),
                          loras=loras, placement=placement, memory=memory)
+
+
+def _memory(model: WanModel, causal: CausalGenerator, injector: VaceHooks, vace_bytes: int,
+            vae: VideoAutoencoder, prompts: PromptConditioner) -> dict[str, int]:
+    """Bytes of each part (:data:`~engine.placement.PARTS`); the VACE ring as it will be once made
+    (one layer of the base's ring per VACE block)."""
+    ring = causal.kv_cache.nbytes
+    encoder = getattr(prompts.cache, "encoder", None)  # None: prompts from the cache only
+    return {"DiT": module_bytes(model), "KV ring": ring, "VACE": vace_bytes,
+            "VACE ring": ring * len(injector.vace_layers) // model.config.num_layers,
+            "VAE": module_bytes(vae), "text encoder": module_bytes(getattr(encoder, "model", None))}
 
 
 def build_loras(store: ParamStore, model: WanModel) -> StyleLoras | None:
