@@ -178,24 +178,31 @@ def join_group(rank: int, world: int, rendezvous: str, device: str,
 
 
 def worker_main(rank: int, devices: list[str], rendezvous: str, overrides: dict[str, Any], weights: str | None,
-                random_weights: bool) -> None:
+                random_weights: bool, ready: Any) -> None:
     """Entry point of worker ``rank``: the same DiT and VACE branch as rank 0 (from the weights
-    folder ``weights``; None: random, as rank 0's), on its device."""
+    folder ``weights``; None: random, as rank 0's), on its device; ``ready`` hears whether they
+    were built."""
     logging.basicConfig(level=logging.WARNING)
     device = devices[rank]
     if device == "cpu":
         torch.set_num_threads(max(1, torch.get_num_threads() // len(devices)))
     sequence = join_group(rank, len(devices), rendezvous, device)
     try:
-        serve_band(sequence, device, overrides, weights, random_weights)
+        try:
+            causal, injector = build_band(sequence, device, overrides, weights, random_weights)
+        except Exception as exc:  # told to rank 0, which stops the start in one line
+            ready.send(("failed", _one_line(exc)))
+            return
+        ready.send(("ready", None))
+        serve(causal, injector, device)
     finally:
         dist.destroy_process_group()
 
 
-def serve_band(sequence: SequenceShard, device: str, overrides: dict[str, Any], weights: str | None,
-               random_weights: bool) -> None:
-    """Build the DiT and VACE branch rank 0 builds (from ``overrides``, the weights folder
-    ``weights``; None: random) on ``device``, then :func:`serve` rank 0's chunks on this band."""
+def build_band(sequence: SequenceShard, device: str, overrides: dict[str, Any], weights: str | None,
+               random_weights: bool) -> tuple[CausalGenerator, VaceInjector]:
+    """The DiT and VACE branch rank 0 builds (from ``overrides``, the weights folder ``weights``;
+    None: random) on ``device``, working on this process's band: then :func:`serve` them."""
     from vacelive.engine.app import build_store
     from vacelive.engine.pipeline import build_model, build_vace_branch, resolve_dtype
     from vacelive.engine.vace import attach_vace
@@ -208,7 +215,7 @@ def serve_band(sequence: SequenceShard, device: str, overrides: dict[str, Any], 
     injector = attach_vace(model, build_vace_branch(model, manifest, random_weights).to(device))
     causal = CausalGenerator(model, store.get("height"), store.get("width"), attention=store.get("attention"),
                              sequence=sequence)
-    serve(causal, injector, device)
+    return causal, injector
 
 
 @dataclass(frozen=True)
@@ -253,20 +260,37 @@ def join_launch(init_method: str = "env://") -> Launch:
     return _launch
 
 
+@dataclass(frozen=True)
+class SequenceWorkers:
+    """The worker processes of sequence parallelism, joined to this process (rank 0)."""
+
+    shard: SequenceShard
+    ready: tuple[Any, ...]  # a pipe from each worker, which says whether it built its model
+
+    def wait_ready(self) -> None:
+        """Wait until every worker has built its model (rank 0 builds its own meanwhile). Raises
+        RuntimeError, in one line, if one failed or did not start in time."""
+        for rank, ready in enumerate(self.ready, start=1):
+            wait_ready(ready, f"sequence worker {rank}")
+
+
 def start_workers(devices: list[str], overrides: dict[str, Any], weights: str | None,
-                  random_weights: bool) -> SequenceShard:
+                  random_weights: bool) -> SequenceWorkers:
     """Spawn a worker for each device after the first (each builds the model from ``overrides``
     and the weights folder ``weights``) and join them as rank 0 (this process)."""
     rendezvous = rendezvous_file()
     ctx = mp.get_context("spawn")
+    pipes = []
     for rank in range(1, len(devices)):
-        ctx.Process(target=worker_main, args=(rank, devices, rendezvous, overrides, weights, random_weights), daemon=True,
-                    name=f"vacelive-worker-{rank}").start()
+        ours, theirs = ctx.Pipe(duplex=False)
+        ctx.Process(target=worker_main, args=(rank, devices, rendezvous, overrides, weights, random_weights, theirs),
+                    daemon=True, name=f"vacelive-worker-{rank}").start()
+        pipes.append(ours)
     if devices[0] == "cpu":
         torch.set_num_threads(max(1, torch.get_num_threads() // len(devices)))
     sequence = join_group(0, len(devices), rendezvous, devices[0])
     log.info("sequence parallel over %d processes: %s (rank 0 is this one)", len(devices), ", ".join(devices))
-    return sequence
+    return SequenceWorkers(sequence, tuple(pipes))
 
 
 def module_bytes(module: Any) -> int:
@@ -277,7 +301,22 @@ def module_bytes(module: Any) -> int:
 
 
 STARTUP_TIMEOUT_S = 600.0
-"""How long rank 0 waits for a VACE worker to build its branch (loading weights included)."""
+"""How long rank 0 waits for a worker to build its model (loading weights included)."""
+
+
+def wait_ready(ready: Any, what: str) -> Any:
+    """What a worker sends on its pipe ``ready`` once it has built its part. Raises RuntimeError,
+    in one line naming ``what``, if it failed or did not start within :data:`STARTUP_TIMEOUT_S`."""
+    if not ready.poll(STARTUP_TIMEOUT_S):
+        raise RuntimeError(f"{what} did not start within {STARTUP_TIMEOUT_S:.0f} s")
+    status, value = ready.recv()
+    if status != "ready":
+        raise RuntimeError(f"{what} could not start: {value}")
+    return value
+
+
+def _one_line(exc: BaseException) -> str:
+    return str(exc).splitlines()[0] if str(exc) else repr(exc)
 
 
 class VaceWorker:
@@ -293,12 +332,7 @@ class VaceWorker:
     def attach(self, model: WanModel) -> RemoteVace:
         """Wait until the worker has built its branch, then hook ``model``'s blocks to take its
         hints. Raises RuntimeError, in one line, if the worker failed or did not start in time."""
-        if not self._ready.poll(STARTUP_TIMEOUT_S):
-            raise RuntimeError(f"the VACE worker did not start within {STARTUP_TIMEOUT_S:.0f} s")
-        status, value = self._ready.recv()
-        if status != "ready":
-            raise RuntimeError(f"the VACE worker could not start: {value}")
-        zero, self.branch_bytes = value
+        zero, self.branch_bytes = wait_ready(self._ready, "the VACE worker")
         return RemoteVace(model, default_vace_layers(model.config.num_layers), zero=zero)
 
 
@@ -326,7 +360,7 @@ def vace_worker_main(rendezvous: str, devices: tuple[str, str], overrides: dict[
                 compile_stack(branch.vace_blocks)
             injector = VaceInjector(None, branch)
         except Exception as exc:
-            ready.send(("failed", f"{exc}".splitlines()[0] if str(exc) else repr(exc)))
+            ready.send(("failed", _one_line(exc)))
             return
         ready.send(("ready", (branch.is_zero(), module_bytes(branch))))
         serve_vace(injector)

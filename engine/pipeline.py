@@ -352,16 +352,15 @@ def build_generator(store: ParamStore, manifest, device: str, random_weights: bo
     if placement.sequence and parse_lora_entries(store.get("loras")):  # (the VACE branch takes no LoRA)
         raise ValueError("style LoRAs do not run with sequence parallelism yet: drop --loras, or use "
                          "--layout vace or stages")
-    if placement.launched:
-        sequence = SequenceShard.of()
-    elif placement.sequence:
-        sequence = start_workers(list(placement.sequence), workers, folder, random_weights)
-    else:
-        sequence = None
+    band_workers = (start_workers(list(placement.sequence), workers, folder, random_weights)
+                    if placement.sequence and not placement.launched else None)
+    sequence = SequenceShard.of() if placement.launched else band_workers.shard if band_workers else None
     vace_worker = (start_vace_worker((placement.dit, placement.vace), workers, folder, random_weights)
                    if placement.vace_worker else None)
     dtype = resolve_dtype(store.get("dtype"), placement.dit)
-    model = build_model(store, manifest, placement.dit, dtype, random_weights)
+    model = build_model(store, manifest, placement.dit, dtype, random_weights)  # the workers build theirs meanwhile
+    if band_workers is not None:
+        band_workers.wait_ready()
     if vace_worker is not None:
         injector = vace_worker.attach(model)
     else:

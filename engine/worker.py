@@ -26,7 +26,7 @@ from vacelive.engine.app import build_store
 from vacelive.engine.bench import bench_overrides
 from vacelive.engine.cli import build_parser, main as cli_main, run_overrides
 from vacelive.engine.model.sequence import SequenceShard
-from vacelive.engine.parallel import join_launch, serve_band
+from vacelive.engine.parallel import build_band, join_launch, serve
 from vacelive.engine.pipeline import WORKER_PARAMS
 from vacelive.engine.runtime import load_manifest
 from vacelive.engine.state import ParamStore
@@ -58,8 +58,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             finally:
                 _stop_workers()
         manifest = None if random_weights else load_manifest(store)
-        serve_band(SequenceShard.of(), launch.device, {name: store.get(name) for name in WORKER_PARAMS},
-                   None if manifest is None else str(manifest.root), random_weights)
+        causal, injector = build_band(SequenceShard.of(), launch.device,
+                                      {name: store.get(name) for name in WORKER_PARAMS},
+                                      None if manifest is None else str(manifest.root), random_weights)
+        serve(causal, injector, launch.device)
         return 0
     finally:
         dist.destroy_process_group()

@@ -16,7 +16,7 @@ import torch.distributed as dist
 
 from vacelive.engine.app import build_store
 from vacelive.engine.chunk import Chunk
-from vacelive.engine.parallel import LeaderGenerator, join_group, parse_devices, rendezvous_file
+from vacelive.engine.parallel import LeaderGenerator, join_group, parse_devices, rendezvous_file, start_workers
 from vacelive.engine.model import CONFIGS, WanModel
 from vacelive.engine.pipeline import build_generator
 from vacelive.engine.vace.remote import RemoteVace
@@ -113,6 +113,17 @@ def test_a_style_lora_runs_with_the_vace_worker_and_sequence_parallelism_refuses
 def test_device_lists_that_cannot_work_are_refused(spec, words):
     with pytest.raises(ValueError, match=words):
         parse_devices(spec)
+
+
+def test_a_worker_that_cannot_build_its_model_stops_the_start_in_one_line(tmp_path):
+    workers = start_workers(["cpu", "cpu"], {"model": "tiny", "width": SIZE, "height": SIZE}, str(tmp_path / "none"),
+                            random_weights=False)
+    try:
+        with pytest.raises(RuntimeError, match=r"^sequence worker 1 could not start: .*none") as caught:
+            workers.wait_ready()
+        assert "\n" not in str(caught.value)
+    finally:
+        dist.destroy_process_group()
 
 
 def test_one_device_or_none_starts_no_worker():
