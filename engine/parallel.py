@@ -22,11 +22,13 @@ last frame), not a hang.
 from __future__ import annotations
 
 import datetime
+import functools
 import logging
 import os
 import re
 import socket
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,7 +39,14 @@ from torch import Tensor
 
 from vacelive.engine.model import CausalGenerator, WanModel, compile_stack
 from vacelive.engine.model.sequence import SequenceShard
-from vacelive.engine.vace import EXTRAS_KEY, VaceConditioning, VaceInjector, default_vace_layers
+from vacelive.engine.vace import (
+    EXTRAS_KEY,
+    VaceBranch,
+    VaceConditioning,
+    VaceInjector,
+    attach_vace,
+    default_vace_layers,
+)
 from vacelive.engine.vace.remote import RemoteVace, serve_vace
 
 log = logging.getLogger(__name__)
@@ -177,45 +186,61 @@ def join_group(rank: int, world: int, rendezvous: str, device: str,
     return SequenceShard.of()
 
 
-def worker_main(rank: int, devices: list[str], rendezvous: str, overrides: dict[str, Any], weights: str | None,
-                random_weights: bool, ready: Any) -> None:
-    """Entry point of worker ``rank``: the same DiT and VACE branch as rank 0 (from the weights
-    folder ``weights``; None: random, as rank 0's), on its device; ``ready`` hears whether they
-    were built."""
+def _share_cpu(device: str, world: int) -> None:
+    """Processes of one machine computing on the CPU split its threads."""
+    if device == "cpu":
+        torch.set_num_threads(max(1, torch.get_num_threads() // world))
+
+
+def _worker(rank: int, devices: list[str], rendezvous: str, ready: Any,
+            build: Callable[[SequenceShard, str], tuple[Any, Callable[[], None]]]) -> None:
+    """Every worker process: join the group, ``build(shard, device)`` its part (which gives what
+    to tell rank 0 through ``ready`` and the loop to serve), report, serve until rank 0 says stop."""
     logging.basicConfig(level=logging.WARNING)
     device = devices[rank]
-    if device == "cpu":
-        torch.set_num_threads(max(1, torch.get_num_threads() // len(devices)))
+    _share_cpu(device, len(devices))
     sequence = join_group(rank, len(devices), rendezvous, device)
     try:
         try:
-            causal, injector = build_band(sequence, device, overrides, weights, random_weights)
+            value, serve_part = build(sequence, device)
         except Exception as exc:  # told to rank 0, which stops the start in one line
             ready.send(("failed", _one_line(exc)))
             return
-        ready.send(("ready", None))
-        serve(causal, injector, device)
+        ready.send(("ready", value))
+        serve_part()
     finally:
         dist.destroy_process_group()
 
 
-def build_band(sequence: SequenceShard, device: str, overrides: dict[str, Any], weights: str | None,
-               random_weights: bool) -> tuple[CausalGenerator, VaceInjector]:
-    """The DiT and VACE branch rank 0 builds (from ``overrides``, the weights folder ``weights``;
-    None: random) on ``device``, working on this process's band: then :func:`serve` them."""
+def _build_dit(overrides: dict[str, Any], weights: str | None, random_weights: bool,
+               device: str) -> tuple[Any, WanModel, VaceBranch]:
+    """The store, and the DiT and VACE branch rank 0 builds (from ``overrides``, the weights
+    folder ``weights``; None: random, as rank 0's), on ``device``."""
     from vacelive.engine.app import build_store
     from vacelive.engine.pipeline import build_model, build_vace_branch, resolve_dtype
-    from vacelive.engine.vace import attach_vace
     from vacelive.engine.weights import WeightsManifest
 
     store = build_store(overrides=overrides)
     manifest = None if weights is None else WeightsManifest.open(weights)
-    dtype = resolve_dtype(store.get("dtype"), device)
-    model = build_model(store, manifest, device, dtype, random_weights)
-    injector = attach_vace(model, build_vace_branch(model, manifest, random_weights).to(device))
+    model = build_model(store, manifest, device, resolve_dtype(store.get("dtype"), device), random_weights)
+    return store, model, build_vace_branch(model, manifest, random_weights).to(device)
+
+
+def build_band(sequence: SequenceShard, device: str, overrides: dict[str, Any], weights: str | None,
+               random_weights: bool) -> tuple[CausalGenerator, VaceInjector]:
+    """The DiT and VACE branch rank 0 builds, on ``device``, working on this process's band:
+    then :func:`serve` them."""
+    store, model, branch = _build_dit(overrides, weights, random_weights, device)
     causal = CausalGenerator(model, store.get("height"), store.get("width"), attention=store.get("attention"),
                              sequence=sequence)
-    return causal, injector
+    return causal, attach_vace(model, branch)
+
+
+def _band_worker(overrides: dict[str, Any], weights: str | None, random_weights: bool,
+                 sequence: SequenceShard, device: str) -> tuple[None, Callable[[], None]]:
+    """A sequence worker's part (:func:`_worker`)."""
+    causal, injector = build_band(sequence, device, overrides, weights, random_weights)
+    return None, functools.partial(serve, causal, injector, device)
 
 
 @dataclass(frozen=True)
@@ -274,23 +299,30 @@ class SequenceWorkers:
             wait_ready(ready, f"sequence worker {rank}")
 
 
-def start_workers(devices: list[str], overrides: dict[str, Any], weights: str | None,
-                  random_weights: bool) -> SequenceWorkers:
-    """Spawn a worker for each device after the first (each builds the model from ``overrides``
-    and the weights folder ``weights``) and join them as rank 0 (this process)."""
+def _spawn_and_join(devices: list[str], build: Callable[..., Any], name: str) -> list[Any]:
+    """Start a worker process (:func:`_worker` with ``build``) for each device after the first,
+    join them as rank 0 on the first; returns the pipe from each on which it says it is ready."""
     rendezvous = rendezvous_file()
     ctx = mp.get_context("spawn")
     pipes = []
     for rank in range(1, len(devices)):
         ours, theirs = ctx.Pipe(duplex=False)
-        ctx.Process(target=worker_main, args=(rank, devices, rendezvous, overrides, weights, random_weights, theirs),
-                    daemon=True, name=f"vacelive-worker-{rank}").start()
+        ctx.Process(target=_worker, args=(rank, devices, rendezvous, theirs, build), daemon=True,
+                    name=f"{name}-{rank}").start()
         pipes.append(ours)
-    if devices[0] == "cpu":
-        torch.set_num_threads(max(1, torch.get_num_threads() // len(devices)))
-    sequence = join_group(0, len(devices), rendezvous, devices[0])
+    _share_cpu(devices[0], len(devices))
+    join_group(0, len(devices), rendezvous, devices[0])
+    return pipes
+
+
+def start_workers(devices: list[str], overrides: dict[str, Any], weights: str | None,
+                  random_weights: bool) -> SequenceWorkers:
+    """Spawn a worker for each device after the first (each builds the model from ``overrides``
+    and the weights folder ``weights``) and join them as rank 0 (this process)."""
+    build = functools.partial(_band_worker, overrides, weights, random_weights)
+    pipes = _spawn_and_join(devices, build, "vacelive-worker")
     log.info("sequence parallel over %d processes: %s (rank 0 is this one)", len(devices), ", ".join(devices))
-    return SequenceWorkers(sequence, tuple(pipes))
+    return SequenceWorkers(SequenceShard.of(), tuple(pipes))
 
 
 def module_bytes(module: Any) -> int:
@@ -323,8 +355,7 @@ class VaceWorker:
     """A worker process running the VACE branch on its own device (:mod:`engine.vace.remote`),
     joined to this process (rank 0) in a group of two."""
 
-    def __init__(self, process: Any, ready: Any) -> None:
-        self.process = process
+    def __init__(self, ready: Any) -> None:
         self._ready = ready
         self.branch_bytes = 0
         """The branch's weights in the worker, once :meth:`attach` returned."""
@@ -336,36 +367,15 @@ class VaceWorker:
         return RemoteVace(model, default_vace_layers(model.config.num_layers), zero=zero)
 
 
-def vace_worker_main(rendezvous: str, devices: tuple[str, str], overrides: dict[str, Any], weights: str | None,
-                     random_weights: bool, ready: Any) -> None:
-    """Entry point of the VACE worker (rank 1 on ``devices[1]``): the branch rank 0 would build
-    (from the weights folder ``weights``; None: random, as rank 0's), then :func:`serve_vace`."""
-    from vacelive.engine.app import build_store
-    from vacelive.engine.pipeline import build_model, build_vace_branch, resolve_dtype
-    from vacelive.engine.weights import WeightsManifest
-
-    logging.basicConfig(level=logging.WARNING)
-    device = devices[1]
-    if device == "cpu":
-        torch.set_num_threads(max(1, torch.get_num_threads() // 2))
-    join_group(1, 2, rendezvous, device)
-    try:
-        try:
-            store = build_store(overrides=overrides)
-            manifest = None if weights is None else WeightsManifest.open(weights)
-            model = build_model(store, manifest, device, resolve_dtype(store.get("dtype"), device), random_weights)
-            branch = build_vace_branch(model, manifest, random_weights).to(device)
-            del model  # the branch's blocks are copies; the base stays on rank 0
-            if store.get("compile"):
-                compile_stack(branch.vace_blocks)
-            injector = VaceInjector(None, branch)
-        except Exception as exc:
-            ready.send(("failed", _one_line(exc)))
-            return
-        ready.send(("ready", (branch.is_zero(), module_bytes(branch))))
-        serve_vace(injector)
-    finally:
-        dist.destroy_process_group()
+def _vace_worker(overrides: dict[str, Any], weights: str | None, random_weights: bool,
+                 sequence: SequenceShard, device: str) -> tuple[tuple[bool, int], Callable[[], None]]:
+    """The VACE worker's part (:func:`_worker`): the branch rank 0 would build, then
+    :func:`serve_vace`; rank 0 hears whether it is all zero and its bytes."""
+    store, model, branch = _build_dit(overrides, weights, random_weights, device)
+    del model  # the branch's blocks are copies; the base stays on rank 0
+    if store.get("compile"):
+        compile_stack(branch.vace_blocks)
+    return (branch.is_zero(), module_bytes(branch)), functools.partial(serve_vace, VaceInjector(None, branch))
 
 
 def start_vace_worker(devices: tuple[str, str], overrides: dict[str, Any], weights: str | None,
@@ -373,14 +383,7 @@ def start_vace_worker(devices: tuple[str, str], overrides: dict[str, Any], weigh
     """Spawn the VACE worker for ``devices[1]`` (it builds its branch from ``overrides`` and the
     weights folder ``weights``) and join it as rank 0 on ``devices[0]``; then build the base and
     call :meth:`VaceWorker.attach`."""
-    rendezvous = rendezvous_file()
-    ctx = mp.get_context("spawn")
-    ours, theirs = ctx.Pipe(duplex=False)
-    process = ctx.Process(target=vace_worker_main, args=(rendezvous, devices, overrides, weights, random_weights, theirs),
-                          daemon=True, name="vacelive-vace-worker")
-    process.start()
-    if devices[0] == "cpu":
-        torch.set_num_threads(max(1, torch.get_num_threads() // 2))
-    join_group(0, 2, rendezvous, devices[0])
+    build = functools.partial(_vace_worker, overrides, weights, random_weights)
+    (ready,) = _spawn_and_join(list(devices), build, "vacelive-vace-worker")
     log.info("VACE branch in a worker process on %s (the base on %s)", devices[1], devices[0])
-    return VaceWorker(process, ours)
+    return VaceWorker(ready)
