@@ -213,16 +213,16 @@ def run_bench(overrides: dict[str, Any], seconds: float, warmup_s: float,
     from vacelive import bridges
     from vacelive.engine.app import build_store
     from vacelive.engine.loop import Engine
-    from vacelive.engine.pipeline import build_generator, placement_for
+    from vacelive.engine.pipeline import build_generator
     from vacelive.engine.runtime import load_manifest, resolve_device
     from vacelive import annotators
 
     started = time.monotonic()
     store = build_store(overrides=dict(overrides, source="testpattern", sink=["null"]))
     device = resolve_device(store.get("device"))
-    placement = placement_for(store, device)
     manifest = None if random_weights else load_manifest(store)
     generator = StampRelay(build_generator(store, manifest, device, random_weights=random_weights))
+    placement = generator.inner.placement
     load_s = time.monotonic() - started
     warmup = generator.warm_up(store.snapshot())
     width, height, fps = store.get("width"), store.get("height"), store.get("fps")

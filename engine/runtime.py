@@ -52,11 +52,10 @@ def build_engine(store: ParamStore, *, max_frames: int | None = None) -> Engine:
     """
     from vacelive import annotators
     from vacelive import bridges
-    from vacelive.engine.pipeline import build_generator, placement_for
+    from vacelive.engine.pipeline import build_generator
 
     device = resolve_device(store.get("device"))
     manifest = load_manifest(store)
-    placement = placement_for(store, device)
     generator = build_generator(store, manifest, device)
     log.info("generator warmed up in %.1f s (compiled and ready before the clock starts)",
              generator.warm_up(store.snapshot()))
@@ -64,7 +63,7 @@ def build_engine(store: ParamStore, *, max_frames: int | None = None) -> Engine:
     source = bridges.open_source(store.get("source"), width=width, height=height, fps=fps)
     sinks = [bridges.open_sink(spec) for spec in store.get("sink")]
     preview_sinks = [bridges.open_sink(spec) for spec in store.get("preview_sink")]
-    make_annotator = partial(annotators.make_annotator, weights=manifest, device=placement.annotators)
+    make_annotator = partial(annotators.make_annotator, weights=manifest, device=generator.placement.annotators)
     make_mask_source = partial(annotators.make_mask_source, weights=manifest, resolve_path=store.resolve_media)
     engine = Engine(
         store,
