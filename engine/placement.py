@@ -17,7 +17,7 @@ Every layout gives the frames of one device (within float tolerance).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 LAYOUTS = ("sequence", "vace", "stages")
@@ -25,6 +25,10 @@ PARTS = ("DiT", "KV ring", "VACE", "VACE ring", "VAE", "text encoder")
 """The parts whose memory :meth:`Placement.lines` reports, in that order."""
 _DIT, _VACE, _VAE = ("DiT", "KV ring"), ("VACE", "VACE ring"), ("VAE", "text encoder")
 GB = 1e9
+
+
+Role = tuple[str, str, tuple[str, ...]]
+"""(device, what it runs, the parts of :data:`PARTS` it holds in memory)."""
 
 
 @dataclass(frozen=True)
@@ -36,8 +40,7 @@ class Placement:
     vace: str
     vae: str  # VAE encode and decode, and the text encoder
     annotators: str
-    roles: tuple[tuple[str, str], ...]  # (device, what it runs), one per device given
-    holds: tuple[tuple[str, ...], ...]  # the parts (of PARTS) each of them holds in memory
+    roles: tuple[Role, ...]  # one per device given
     sequence: tuple[str, ...] = ()  # the devices of a sequence-parallel group (rank order); () without one
     vace_worker: bool = False  # the VACE branch runs in a worker process, on ``vace``
     launched: bool = False  # the sequence group came from torchrun (:func:`engine.parallel.join_launch`)
@@ -51,51 +54,52 @@ class Placement:
             raise ValueError(f"layout {layout!r} is not one of {', '.join(LAYOUTS)}")
         if not devices:
             return cls("one device", device, device, device, device,
-                       roles=((device, "DiT, VACE branch, VAE, text encoder, annotators"),), holds=(PARTS,))
+                       roles=((device, "DiT, VACE branch, VAE, text encoder, annotators", PARTS),))
         first = devices[0]
         if layout == "sequence":
-            n = len(devices)
-            roles = tuple((d, f"DiT and VACE branch on band {r + 1} of {n} (rank {r})") for r, d in enumerate(devices))
-            roles = ((first, roles[0][1] + "; VAE, text encoder, annotators"), *roles[1:])
-            holds = (PARTS, *[_DIT + _VACE] * (n - 1))  # the rings: this rank's heads
-            return cls(layout, first, first, first, first, roles, holds, sequence=tuple(devices))
+            return cls(layout, first, first, first, first, _bands(devices, "VAE, text encoder, annotators"),
+                       sequence=tuple(devices))
         if layout == "vace":
             if len(devices) != 2:
                 raise ValueError(f"layout vace takes 2 devices (base, VACE branch), not {len(devices)}")
             return cls(layout, first, devices[1], first, first,
-                       roles=((first, "DiT, VAE, text encoder, annotators"), (devices[1], "VACE branch (worker)")),
-                       holds=(_DIT + _VAE, _VACE), vace_worker=True)
+                       roles=((first, "DiT, VAE, text encoder, annotators", _DIT + _VAE),
+                              (devices[1], "VACE branch (worker)", _VACE)),
+                       vace_worker=True)
         if len(devices) > 3:
             raise ValueError(f"layout stages takes 2 or 3 devices (DiT, VAE and annotators, VACE branch), "
                              f"not {len(devices)}")
-        third = len(devices) == 3
-        roles = ((first, "DiT" if third else "DiT, VACE branch"), (devices[1], "VAE, text encoder, annotators"))
-        holds = (_DIT if third else _DIT + _VACE, _VAE)
-        if third:
-            roles += ((devices[2], "VACE branch (worker)"),)
-            holds += (_VACE,)
-        return cls(layout, first, devices[2] if third else first, devices[1], devices[1], roles, holds,
-                   vace_worker=third)
+        if len(devices) == 3:
+            roles = ((first, "DiT", _DIT), (devices[1], "VAE, text encoder, annotators", _VAE),
+                     (devices[2], "VACE branch (worker)", _VACE))
+            return cls(layout, first, devices[2], devices[1], devices[1], roles, vace_worker=True)
+        roles = ((first, "DiT, VACE branch", _DIT + _VACE), (devices[1], "VAE, text encoder, annotators", _VAE))
+        return cls(layout, first, first, devices[1], devices[1], roles)
 
     @classmethod
     def launched_on(cls, device: str, labels: tuple[str, ...]) -> Placement:
         """Sequence parallelism over a torchrun launch: ``labels`` names every rank's host and
         device; this process (rank 0) holds the parts outside the DiT on ``device``."""
-        n = len(labels)
-        roles = tuple((label, f"DiT and VACE branch on band {r + 1} of {n} (rank {r})")
-                      for r, label in enumerate(labels))
-        roles = ((labels[0], roles[0][1] + "; VAE, text encoder, annotators, sources, sinks, OSC"), *roles[1:])
-        holds = (PARTS, *[_DIT + _VACE] * (n - 1))
-        return cls("sequence", device, device, device, device, roles, holds, sequence=labels, launched=True)
+        return cls("sequence", device, device, device, device,
+                   _bands(labels, "VAE, text encoder, annotators, sources, sinks, OSC"), sequence=labels,
+                   launched=True)
 
     def lines(self, sizes: Mapping[str, int] | None = None) -> list[str]:
         """One line per device given: what it runs and, with ``sizes`` (bytes per part of
         :data:`PARTS`), the memory its parts take (printed at start, and on the status)."""
         lines = []
-        for (device, what), parts in zip(self.roles, self.holds):
+        for device, what, parts in self.roles:
             held = [f"{part} {_size(sizes[part])}" for part in parts if sizes and sizes.get(part)]
             lines.append(f"{device}: {what}" + (f" [{', '.join(held)}]" if held else ""))
         return lines
+
+
+def _bands(devices: Sequence[str], rank0: str) -> tuple[Role, ...]:
+    """The roles of a sequence-parallel group: every rank a band of the DiT and VACE branch (its
+    rings: its heads); rank 0 also ``rank0``, and the VAE and text encoder in memory."""
+    n = len(devices)
+    return tuple((d, f"DiT and VACE branch on band {r + 1} of {n} (rank {r})" + (f"; {rank0}" if r == 0 else ""),
+                  PARTS if r == 0 else _DIT + _VACE) for r, d in enumerate(devices))
 
 
 def _size(nbytes: int) -> str:

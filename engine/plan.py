@@ -36,10 +36,10 @@ from torch import nn
 
 from vacelive.engine.model import CONFIGS, WanModel
 from vacelive.engine.model.kv_cache import RingKVCache
+from vacelive.engine.placement import GB
 from vacelive.engine.placement import LAYOUTS as RUN_LAYOUTS
 
 DTYPE_BYTES = {"bf16": 2, "fp16": 2, "fp8": 1, "fp32": 4}
-GB = 1e9
 LAYOUTS = (*RUN_LAYOUTS, "layers")
 """The layouts ``vacelive run --layout`` runs, and ``layers``, planned only."""
 
