@@ -40,8 +40,9 @@ def main() -> None:
         return
     print(f"tiny model {args.weights} on {platform.processor() or platform.machine()} "
           f"({os.cpu_count()} cores, {args.threads} threads), {figures['clips']} held-out clips, 320x192")
-    print(f"  edge agreement (F-score): control {figures['edge_f_control']:.3f}, context_scale 0 "
-          f"{figures['edge_f_scale0']:.3f}, chance {figures['edge_f_chance']:.3f}")
+    print(f"  edge agreement (F-score): control {figures['edge_f_control']:.3f} (recall "
+          f"{figures['edge_recall_control']:.3f}), context_scale 0 {figures['edge_f_scale0']:.3f}, chance "
+          f"{figures['edge_f_chance']:.3f}")
     print(f"  control changes the output by {figures['control_change']:.2f} (mean |difference|, 0..255, "
           f"control vs context_scale 0); a reference by {figures['reference_change']:.2f}")
     print(f"  shape contrast (RGB distance, inside the input's shapes vs around them): control "

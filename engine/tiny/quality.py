@@ -5,7 +5,7 @@ engine: prompt, VACE context, causal DiT with its KV ring, streaming decode) chu
 clip from :mod:`.shapes`, with control made by the engine's annotators, and compares:
 
 - **edge agreement**: the F-score of the output's edges against the input's, each edge pixel
-  counting as matched within ``EDGE_TOLERANCE`` pixels; at ``context_scale`` 1, at 0, and against
+  counting as matched within ``EDGE_TOLERANCE`` pixels, the matches of all clips pooled; at ``context_scale`` 1, at 0, and against
   another clip's edges (chance);
 - **shape contrast**: the RGB distance between the output's colour inside the input's shapes and
   just around them (a shape drawn where the control puts one; it tolerates blur), at
@@ -51,21 +51,45 @@ def edges(frame: np.ndarray) -> np.ndarray:
     return cv2.Canny(gray, 50, 150) > 0
 
 
-def edge_f_score(output: np.ndarray, reference: np.ndarray, tolerance: int = EDGE_TOLERANCE) -> float:
-    """F-score of the edges of frames ``output`` against those of ``reference`` (both (T, H, W, 3))."""
+@dataclass(frozen=True)
+class EdgeMatch:
+    """Edge pixels of an output and of its reference, and how many of each lie within the
+    tolerance of the other's. Matches of several clips add up, so a clip whose input has no
+    edges (shapes as bright as their background) weighs nothing instead of scoring 0."""
+
+    matched_out: int = 0
+    matched_ref: int = 0
+    total_out: int = 0
+    total_ref: int = 0
+
+    def __add__(self, other: EdgeMatch) -> EdgeMatch:
+        return EdgeMatch(self.matched_out + other.matched_out, self.matched_ref + other.matched_ref,
+                         self.total_out + other.total_out, self.total_ref + other.total_ref)
+
+    @property
+    def f_score(self) -> float:
+        """Harmonic mean of precision (output edges near reference edges) and recall."""
+        precision = self.matched_out / max(self.total_out, 1)
+        recall = self.matched_ref / max(self.total_ref, 1)
+        return 0.0 if precision + recall == 0 else 2 * precision * recall / (precision + recall)
+
+
+def edge_match(output: np.ndarray, reference: np.ndarray, tolerance: int = EDGE_TOLERANCE) -> EdgeMatch:
+    """The edges of frames ``output`` matched against those of ``reference`` (both (T, H, W, 3))."""
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * tolerance + 1, 2 * tolerance + 1))
-    matched_out = matched_ref = total_out = total_ref = 0
+    match = EdgeMatch()
     for out, ref in zip(output, reference):
         e_out, e_ref = edges(out), edges(ref)
         near_out = cv2.dilate(e_out.astype(np.uint8), kernel) > 0
         near_ref = cv2.dilate(e_ref.astype(np.uint8), kernel) > 0
-        matched_out += int((e_out & near_ref).sum())
-        matched_ref += int((e_ref & near_out).sum())
-        total_out += int(e_out.sum())
-        total_ref += int(e_ref.sum())
-    precision = matched_out / max(total_out, 1)
-    recall = matched_ref / max(total_ref, 1)
-    return 0.0 if precision + recall == 0 else 2 * precision * recall / (precision + recall)
+        match += EdgeMatch(int((e_out & near_ref).sum()), int((e_ref & near_out).sum()), int(e_out.sum()),
+                           int(e_ref.sum()))
+    return match
+
+
+def edge_f_score(output: np.ndarray, reference: np.ndarray, tolerance: int = EDGE_TOLERANCE) -> float:
+    """F-score of the edges of frames ``output`` against those of ``reference`` (both (T, H, W, 3))."""
+    return edge_match(output, reference, tolerance).f_score
 
 
 def shape_colour(frames: np.ndarray, inside: np.ndarray) -> np.ndarray:
@@ -181,7 +205,8 @@ def held_out_clips(count: int, seed: int = 1234, width: int = 320, height: int =
 
 def measure(runner: TinyRunner, clips: list[ClipSpec], chunks: int = 4) -> dict[str, float]:
     """Every figure of the module docstring over ``clips`` (means over clips)."""
-    f_on, f_off, f_chance, seams, seconds = [], [], [], [], []
+    f_on, f_off, f_chance = EdgeMatch(), EdgeMatch(), EdgeMatch()
+    seams, seconds = [], []
     contrast_on, contrast_off, control_change, red_shift, reference_change = [], [], [], [], []
     prompt_hits, ref_hits, no_ref_hits = [], [], []
     colours = list(PALETTE)
@@ -189,9 +214,9 @@ def measure(runner: TinyRunner, clips: list[ClipSpec], chunks: int = 4) -> dict[
         on = runner.run(spec, chunks=chunks)
         off = runner.run(spec, chunks=chunks, context_scale=0.0)
         other = clips[(i + 1) % len(clips)]
-        f_on.append(edge_f_score(on.output, on.input))
-        f_off.append(edge_f_score(off.output, off.input))
-        f_chance.append(edge_f_score(on.output, other.frames(CHUNK - len(on.outputs[0]), len(on.output))))
+        f_on += edge_match(on.output, on.input)
+        f_off += edge_match(off.output, off.input)
+        f_chance += edge_match(on.output, other.frames(CHUNK - len(on.outputs[0]), len(on.output)))
         control_change.append(mean_change(on.output, off.output))
         contrast_on.append(shape_contrast(on.output, on.inside))
         contrast_off.append(shape_contrast(off.output, off.inside))
@@ -210,9 +235,10 @@ def measure(runner: TinyRunner, clips: list[ClipSpec], chunks: int = 4) -> dict[
     chunk_seconds = float(np.mean(seconds))
     return {
         "clips": len(clips),
-        "edge_f_control": round(float(np.mean(f_on)), 3),
-        "edge_f_scale0": round(float(np.mean(f_off)), 3),
-        "edge_f_chance": round(float(np.mean(f_chance)), 3),
+        "edge_f_control": round(f_on.f_score, 3),
+        "edge_f_scale0": round(f_off.f_score, 3),
+        "edge_f_chance": round(f_chance.f_score, 3),
+        "edge_recall_control": round(f_on.matched_ref / max(f_on.total_ref, 1), 3),
         "control_change": round(float(np.mean(control_change)), 2),
         "shape_contrast_control": round(float(np.mean(contrast_on)), 1),
         "shape_contrast_scale0": round(float(np.mean(contrast_off)), 1),
