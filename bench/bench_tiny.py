@@ -51,8 +51,10 @@ def main() -> None:
           f"(chance {figures['colour_chance']:.0%})")
     print(f"  'red shapes' vs 'blue shapes': shapes redder (red - blue) by {figures['red_prompt_shift_mean']:.1f} "
           f"on average, {figures['red_prompt_shift_min']:.1f} at least")
-    print(f"  reference colour produced (prompt 'shapes'): with the reference {figures['reference_colour_accuracy']:.0%}, "
-          f"without {figures['no_reference_colour_accuracy']:.0%}")
+    print(f"  reference colour produced (prompt 'shapes', the {figures['reference_clips']} clips whose edge control "
+          f"shows their shapes): with the reference {figures['reference_colour_accuracy']:.0%}, without "
+          f"{figures['no_reference_colour_accuracy']:.0%}; the reference brings the shapes' colour "
+          f"{figures['reference_colour_gain']:.1f} nearer to its own (RGB distance)")
     print(f"  seam ratio at chunk boundaries: {figures['seam_ratio']:.2f} (1 = no seam)")
     print(f"  speed: {figures['chunk_seconds'] * 1000:.0f} ms per 12-frame chunk = {figures['generated_fps']:.1f} "
           "generated fps")

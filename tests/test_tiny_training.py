@@ -12,7 +12,15 @@ import torch.nn.functional as F
 from vacelive.engine.app import build_store
 from vacelive.engine.pipeline import build_generator
 from vacelive.engine.tiny.shapes import PALETTE, ClipSpec, box_mask
-from vacelive.engine.tiny.train import TrainSettings, ae_batch, chroma, colour_path_init, train
+from vacelive.engine.tiny.train import (
+    TrainSettings,
+    ae_batch,
+    chroma,
+    colour_path_init,
+    edge_weights,
+    structure_loss,
+    train,
+)
 from vacelive.engine.vae.taew import TAEW, TAEW_CONFIGS, _apply
 from vacelive.engine.weights import WeightsManifest
 
@@ -26,6 +34,31 @@ def test_clips_are_reproducible_and_their_masks_match_the_frames():
     assert a.prompt == f"{a.colour} shapes"
     mask = box_mask(np.random.default_rng(0), 3, 64, 32)
     assert mask.shape == (3, 32, 64) and 0 < mask.mean() < 1 and (mask[0] == mask[2]).all()
+
+
+def test_a_reference_is_a_close_up_of_the_first_shape_in_the_clip_colour():
+    spec = ClipSpec.draw(np.random.default_rng(3))
+    still = spec.reference()
+    coloured = np.abs(still.astype(int) - PALETTE[spec.colour]).max(axis=2) < 30
+    assert 0.2 < coloured.mean() < 0.6  # the shape fills much of it, whatever its size in the clip
+    assert ((still == 128).all(axis=2) | coloured).mean() > 0.97  # on mid grey (antialiased edges aside)
+
+
+def test_edge_weights_single_out_lines_and_edges():
+    x = torch.zeros(1, 1, 3, 8, 8)
+    x[..., 4] = 1.0  # a vertical white line
+    w = edge_weights(x, 10.0)
+    assert w.shape == (1, 1, 1, 8, 8)
+    assert w[..., 0].max() == 1 and w[..., 3].min() == 11 and w[..., 4].min() == 11  # either side of the line
+    assert torch.equal(edge_weights(x, 0.0), torch.ones_like(w))
+
+
+def test_structure_loss_adds_the_error_of_neighbour_differences_only():
+    target = torch.randn(2, 16, 3, 6, 10)
+    offset = target + 0.5  # the same structure, another level: only the plain MSE sees it
+    assert torch.isclose(structure_loss(offset, target, 2.0), F.mse_loss(offset, target))
+    noisy = target + 0.5 * torch.randn_like(target)
+    assert structure_loss(noisy, target, 2.0) > structure_loss(noisy, target, 0.0) == F.mse_loss(noisy, target)
 
 
 def test_colour_path_init_is_a_colour_true_autoencoder_before_any_training():

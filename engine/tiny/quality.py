@@ -15,7 +15,9 @@ clip from :mod:`.shapes`, with control made by the engine's annotators, and comp
 - **colour**: the output's colour inside the clip's shapes (and how much redder, red minus blue,
   the prompt "red shapes" makes them than "blue shapes"), named by the nearest palette colour,
   against the colour the prompt names, or, with a prompt naming no colour, the reference
-  image's colour;
+  image's colour (with and without the reference, and how much nearer to it the reference
+  brings the shapes' colour), this last over the clips whose edge control shows their shapes
+  (:func:`outline_shown`);
 - **seams**: the mean change between the last frame of a chunk and the first of the next,
   divided by the mean change between neighbouring frames inside chunks (1 = no seam);
 - **speed**: seconds per chunk on this machine, as generated frames per second.
@@ -39,6 +41,7 @@ from vacelive.engine.weights import WeightsManifest
 
 from . import TINY_WEIGHTS
 from .shapes import NO_COLOUR_PROMPT, PALETTE, ClipSpec, prompt_for
+from .train import control_frames
 
 EDGE_TOLERANCE = 3
 """Pixels within which an edge pixel of one picture counts as matched by the other's."""
@@ -197,6 +200,25 @@ class TinyRunner:
         return run
 
 
+OUTLINE_SHOWN = 0.5
+"""The share of a clip's shape outlines its edge control must mark for the clip to count in the
+reference figures (a reference colours the shapes the model draws, and it draws the control's)."""
+
+
+def outline_shown(spec: ClipSpec, count: int = 2 * CHUNK) -> float:
+    """The share of the outlines of the clip's shapes (its first ``count`` frames) that its edge
+    control marks within ``EDGE_TOLERANCE`` pixels. Shapes about as bright as their background
+    leave the edge annotator, and so the model, nothing to follow."""
+    control = control_frames("edge", spec, spec.frames(0, count))[..., 0] > 0
+    near = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * EDGE_TOLERANCE + 1, 2 * EDGE_TOLERANCE + 1))
+    shown = total = 0
+    for inside, lines in zip(spec.masks(0, count), control):
+        outline = cv2.morphologyEx(inside.astype(np.uint8), cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)) > 0
+        shown += int((outline & (cv2.dilate(lines.astype(np.uint8), near) > 0)).sum())
+        total += int(outline.sum())
+    return shown / max(total, 1)
+
+
 def held_out_clips(count: int, seed: int = 1234, width: int = 320, height: int = 192) -> list[ClipSpec]:
     """Clips the training never drew (another seed than the training's)."""
     rng = np.random.default_rng(seed)
@@ -208,7 +230,7 @@ def measure(runner: TinyRunner, clips: list[ClipSpec], chunks: int = 4) -> dict[
     f_on, f_off, f_chance = EdgeMatch(), EdgeMatch(), EdgeMatch()
     seams, seconds = [], []
     contrast_on, contrast_off, control_change, red_shift, reference_change = [], [], [], [], []
-    prompt_hits, ref_hits, no_ref_hits = [], [], []
+    prompt_hits, ref_hits, no_ref_hits, ref_gain = [], [], [], []
     colours = list(PALETTE)
     for i, spec in enumerate(clips):
         on = runner.run(spec, chunks=chunks)
@@ -230,8 +252,12 @@ def measure(runner: TinyRunner, clips: list[ClipSpec], chunks: int = 4) -> dict[
         reference_change.append(mean_change(with_ref.output, without.output))
         red, blue = (runner.run(spec, chunks=2, prompt=prompt_for(c)) for c in ("red", "blue"))
         red_shift.append(redness(shape_colour(red.output, red.inside)) - redness(shape_colour(blue.output, blue.inside)))
-        ref_hits.append(nearest_colour(shape_colour(with_ref.output, with_ref.inside)) == spec.colour)
-        no_ref_hits.append(nearest_colour(shape_colour(without.output, without.inside)) == spec.colour)
+        if outline_shown(spec) >= OUTLINE_SHOWN:
+            target = np.array(PALETTE[spec.colour], np.float64)
+            near_with, near_without = (shape_colour(run.output, run.inside) for run in (with_ref, without))
+            ref_hits.append(nearest_colour(near_with) == spec.colour)
+            no_ref_hits.append(nearest_colour(near_without) == spec.colour)
+            ref_gain.append(float(np.linalg.norm(near_without - target) - np.linalg.norm(near_with - target)))
     chunk_seconds = float(np.mean(seconds))
     return {
         "clips": len(clips),
@@ -246,8 +272,10 @@ def measure(runner: TinyRunner, clips: list[ClipSpec], chunks: int = 4) -> dict[
         "red_prompt_shift_min": round(float(np.min(red_shift)), 1),
         "red_prompt_shift_mean": round(float(np.mean(red_shift)), 1),
         "reference_change": round(float(np.mean(reference_change)), 2),
-        "reference_colour_accuracy": round(float(np.mean(ref_hits)), 3),
-        "no_reference_colour_accuracy": round(float(np.mean(no_ref_hits)), 3),
+        "reference_clips": len(ref_hits),
+        "reference_colour_accuracy": round(float(np.mean(ref_hits)), 3) if ref_hits else 0.0,
+        "no_reference_colour_accuracy": round(float(np.mean(no_ref_hits)), 3) if ref_hits else 0.0,
+        "reference_colour_gain": round(float(np.mean(ref_gain)), 1) if ref_hits else 0.0,
         "colour_chance": round(1 / len(PALETTE), 3),
         "seam_ratio": round(float(np.mean(seams)), 3),
         "chunk_seconds": round(chunk_seconds, 4),

@@ -7,15 +7,15 @@ A :class:`ClipSpec` is drawn from a seeded ``numpy`` generator and renders, fram
   line that bounces off the frame's edges, nearer shapes drawn over farther ones;
 - a depth-like map (the background dark, each shape a flat grey, nearer = brighter), standing in
   for the depth annotator, which needs a model file;
-- the prompt naming the colour (``"red shapes"``) and a reference still (the first shape alone,
-  centred on grey), the R2V input.
+- the prompt naming the colour (``"red shapes"``) and a reference still (a close-up of the first
+  shape, centred on grey), the R2V input.
 
 Everything is a function of the spec, so a clip is reproducible from its seed.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 
 import cv2
@@ -34,6 +34,8 @@ PALETTE: dict[str, tuple[int, int, int]] = {
 """Colour words of the prompts and their RGB values."""
 
 KINDS = ("rectangle", "circle", "triangle")
+REFERENCE_SIZE = 0.5
+"""A reference still's shape size (half-extent) as a share of the frame's height."""
 
 
 NO_COLOUR_PROMPT = "shapes"
@@ -162,9 +164,11 @@ class ClipSpec:
         return out > 0
 
     def reference(self) -> np.ndarray:
-        """The first shape alone, centred on mid grey: (H, W, 3) uint8, the clip's R2V reference."""
+        """A close-up still of the first shape, centred on mid grey and as tall as the frame:
+        (H, W, 3) uint8, the clip's R2V reference (its colour covers a quarter to a half of it)."""
         canvas = np.full((self.height, self.width, 3), 128, np.uint8)
-        _draw(canvas, self.shapes[0], (self.width // 2, self.height // 2), PALETTE[self.colour])
+        close_up = replace(self.shapes[0], size=REFERENCE_SIZE * self.height)
+        _draw(canvas, close_up, (self.width // 2, self.height // 2), PALETTE[self.colour])
         return canvas
 
 

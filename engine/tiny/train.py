@@ -4,9 +4,10 @@ Four phases, every step count fixed so the run is reproducible (see :class:`Trai
 
 1. **Autoencoder**: the tiny TAEW config, started as a blocky colour-true autoencoder
    (:func:`colour_path_init`), learns to reconstruct random 48x48 crops of synthetic clips and
-   of their control frames (8 frames, 4 per latent), with a penalty that keeps each
-   latent channel near zero mean and unit spread (the DiT's noise scale) and noise added to the
-   latents before decoding (so slightly wrong latents still decode to clean pictures).
+   of their control frames (8 frames, 4 per latent), with a loss weighted towards edges (so the
+   control's thin lines are encoded, not lost), a penalty that keeps each latent channel near
+   zero mean and unit spread (the DiT's noise scale) and noise added to the latents before
+   decoding (so slightly wrong latents still decode to clean pictures).
 2. **Pool**: synthetic 24-frame clips at the engine's size (320x192) go through the engine's own
    path: an annotator (edge, scribble, flow, or the depth-like map), an inpainting box on some,
    :func:`~engine.vace.context.compose_frames` and the streamed
@@ -92,6 +93,7 @@ class TrainSettings:
     ae_frames: int = 8
     ae_lr: float = 1e-3
     ae_chroma_weight: float = 4.0
+    ae_edge_weight: float = 10.0
     pool_clips: int = 1000
     mask_share: float = 0.2
     dit_steps: int = 2000
@@ -100,6 +102,7 @@ class TrainSettings:
     chain_steps: int = 2000
     chain_lr: float = 2e-4
     chain_second_chunk_share: float = 0.3
+    chain_structure_weight: float = 0.0
     ema: float = 0.998
     vace_dropout: float = 0.2
     reference_share: float = 0.4
@@ -154,10 +157,22 @@ def chroma(x: Tensor) -> Tensor:
     return x - x.mean(2, keepdim=True)
 
 
-def reconstruction_loss(y: Tensor, x: Tensor, chroma_weight: float) -> Tensor:
-    """MSE plus a little L1, plus extra weight on colour (which a small autoencoder otherwise
-    drops first: the muted backgrounds make it a small part of the error)."""
-    return F.mse_loss(y, x) + 0.1 * F.l1_loss(y, x) + chroma_weight * F.mse_loss(chroma(y), chroma(x))
+def edge_weights(x: Tensor, weight: float) -> Tensor:
+    """Per-pixel loss weights of frames x [B, T, 3, H, W]: 1 plus ``weight`` times the pixel's
+    largest colour step to its right and lower neighbours. Control frames are thin lines on
+    black, a small share of a plain MSE: unweighted, the autoencoder learns them faint and
+    blurred and the DiT gets little of the control."""
+    across = F.pad((x[..., :, 1:] - x[..., :, :-1]).abs(), (0, 1))
+    down = F.pad((x[..., 1:, :] - x[..., :-1, :]).abs(), (0, 0, 0, 1))
+    return 1 + weight * (across + down).amax(2, keepdim=True)
+
+
+def reconstruction_loss(y: Tensor, x: Tensor, chroma_weight: float, edge_weight: float) -> Tensor:
+    """MSE weighted towards edges (:func:`edge_weights`), plus a little L1, plus extra weight on
+    colour (which a small autoencoder otherwise drops first: the muted backgrounds make it a
+    small part of the error)."""
+    return ((edge_weights(x, edge_weight) * (y - x).square()).mean() + 0.1 * F.l1_loss(y, x)
+            + chroma_weight * F.mse_loss(chroma(y), chroma(x)))
 
 
 def latent_penalty(z: Tensor) -> Tensor:
@@ -226,7 +241,8 @@ def train_autoencoder(settings: TrainSettings, rng: np.random.Generator) -> tupl
         x = ae_batch(rng, settings)
         z = _apply(model.encoder, x, {})  # [B, 3, 16, h, w]
         y = _apply(model.decoder, z + 0.1 * torch.randn_like(z), {})  # [B, 12, 3, H, W]
-        loss = reconstruction_loss(y, x, settings.ae_chroma_weight) + 0.01 * latent_penalty(z)
+        loss = (reconstruction_loss(y, x, settings.ae_chroma_weight, settings.ae_edge_weight)
+                + 0.01 * latent_penalty(z))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -449,6 +465,22 @@ def train_dit(pool: Pool, text: Tensor, settings: TrainSettings, rng: np.random.
     return model, branch, {"dit_seconds": round(time.perf_counter() - started)}
 
 
+def spatial_differences(z: Tensor) -> tuple[Tensor, Tensor]:
+    """Differences between neighbouring latent pixels of z [B, C, t, h, w], across and down."""
+    return z[..., :, 1:] - z[..., :, :-1], z[..., 1:, :] - z[..., :-1, :]
+
+
+def structure_loss(estimate: Tensor, target: Tensor, weight: float) -> Tensor:
+    """MSE of the clean-latent estimate, plus ``weight`` times the MSE of its spatial differences:
+    most of the plain MSE is the background's colour, which the control does not give, so the
+    differences put the weight on where the control does tell: the shapes' edges."""
+    loss = F.mse_loss(estimate, target)
+    if weight:
+        loss = loss + weight * sum(F.mse_loss(a, b) for a, b in
+                                   zip(spatial_differences(estimate), spatial_differences(target)))
+    return loss
+
+
 def train_chain(model: WanModel, branch: VaceBranch, pool: Pool, text: Tensor, settings: TrainSettings,
                 rng: np.random.Generator) -> tuple[WanModel, VaceBranch, dict]:
     """Phase 4: train on the sampler's own chain (as Self-Forcing does). Each step picks a
@@ -486,7 +518,8 @@ def train_chain(model: WanModel, branch: VaceBranch, pool: Pool, text: Tensor, s
             x = sample(torch.randn_like(batch.latents[:, :, :3]), k, batch, kv, chunk)
         flow = model(x, steps[k], batch.prompt, kv_cache=kv, start_frame=3 * chunk, write_cache=False,
                      extras=batch.extras(chunk))
-        loss = F.mse_loss(x0_from_flow(x, flow, steps[k]), batch.latents[:, :, 3 * chunk:3 * chunk + 3])
+        loss = structure_loss(x0_from_flow(x, flow, steps[k]), batch.latents[:, :, 3 * chunk:3 * chunk + 3],
+                              settings.chain_structure_weight)
         trainer.step(loss)
         recent.append(loss.item())
         recent = _log_progress("chain", step, settings.chain_steps, recent, started)
