@@ -6,9 +6,9 @@ checkpoints; ``weights/CARD.md`` says how they were made. :mod:`.train` makes th
 seed (``python3 tasks.py train-tiny``), on synthetic clips from :mod:`.shapes`.
 
 It is meant to show the pipeline working (control steering it, ``context_scale``, prompts naming
-colours, references). It draws blurry patches in the prompt's colour where the control puts
-shapes; its edges are too soft for an edge detector and it ignores references (the card has the
-figures). It is not a video model.
+colours, references). It fills the shapes the control shows with soft, blocky patches in the
+prompt's colour; a reference image moves their colour towards its own; its edges are still too
+soft for an edge detector (the card has the figures). It is not a video model.
 """
 
 from __future__ import annotations
@@ -18,4 +18,4 @@ from pathlib import Path
 TINY_WEIGHTS = Path(__file__).resolve().parent / "weights"
 """The bundled weights folder of the trained tiny model."""
 
-TINY_LABEL = "tiny model trained on synthetic shapes (blurry coloured patches, not video)"
+TINY_LABEL = "tiny model trained on synthetic shapes (soft coloured shapes, not video)"
