@@ -5,8 +5,8 @@ engine: prompt, VACE context, causal DiT with its KV ring, streaming decode) chu
 clip from :mod:`.shapes`, with control made by the engine's annotators, and compares:
 
 - **edge agreement**: the F-score of the output's edges against the input's, each edge pixel
-  counting as matched within ``EDGE_TOLERANCE`` pixels, the matches of all clips pooled; at ``context_scale`` 1, at 0, and against
-  another clip's edges (chance);
+  counting as matched within ``EDGE_TOLERANCE`` pixels, the matches of all clips pooled; at
+  ``context_scale`` 1, at 0, and against another clip's edges (chance);
 - **shape contrast**: the RGB distance between the output's colour inside the input's shapes and
   just around them (a shape drawn where the control puts one; it tolerates blur), at
   ``context_scale`` 1 and 0;
@@ -70,16 +70,30 @@ class EdgeMatch:
                          self.total_out + other.total_out, self.total_ref + other.total_ref)
 
     @property
+    def precision(self) -> float:
+        """The share of output edge pixels near a reference edge."""
+        return self.matched_out / max(self.total_out, 1)
+
+    @property
+    def recall(self) -> float:
+        """The share of reference edge pixels near an output edge."""
+        return self.matched_ref / max(self.total_ref, 1)
+
+    @property
     def f_score(self) -> float:
-        """Harmonic mean of precision (output edges near reference edges) and recall."""
-        precision = self.matched_out / max(self.total_out, 1)
-        recall = self.matched_ref / max(self.total_ref, 1)
-        return 0.0 if precision + recall == 0 else 2 * precision * recall / (precision + recall)
+        """Harmonic mean of precision and recall."""
+        p, r = self.precision, self.recall
+        return 0.0 if p + r == 0 else 2 * p * r / (p + r)
+
+
+def _near(tolerance: int) -> np.ndarray:
+    """The dilation kernel that marks the pixels within ``tolerance`` of a pixel."""
+    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * tolerance + 1, 2 * tolerance + 1))
 
 
 def edge_match(output: np.ndarray, reference: np.ndarray, tolerance: int = EDGE_TOLERANCE) -> EdgeMatch:
     """The edges of frames ``output`` matched against those of ``reference`` (both (T, H, W, 3))."""
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * tolerance + 1, 2 * tolerance + 1))
+    kernel = _near(tolerance)
     match = EdgeMatch()
     for out, ref in zip(output, reference):
         e_out, e_ref = edges(out), edges(ref)
@@ -210,13 +224,21 @@ def outline_shown(spec: ClipSpec, count: int = 2 * CHUNK) -> float:
     control marks within ``EDGE_TOLERANCE`` pixels. Shapes about as bright as their background
     leave the edge annotator, and so the model, nothing to follow."""
     control = control_frames("edge", spec, spec.frames(0, count))[..., 0] > 0
-    near = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * EDGE_TOLERANCE + 1, 2 * EDGE_TOLERANCE + 1))
+    near = _near(EDGE_TOLERANCE)
     shown = total = 0
     for inside, lines in zip(spec.masks(0, count), control):
         outline = cv2.morphologyEx(inside.astype(np.uint8), cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)) > 0
         shown += int((outline & (cv2.dilate(lines.astype(np.uint8), near) > 0)).sum())
         total += int(outline.sum())
     return shown / max(total, 1)
+
+
+def reference_gain(with_ref: Run, without: Run, colour: str) -> float:
+    """How much nearer (RGB distance) to the palette ``colour`` the shapes of run ``with_ref``
+    are than those of run ``without``."""
+    target = np.array(PALETTE[colour], np.float64)
+    return float(np.linalg.norm(shape_colour(without.output, without.inside) - target)
+                 - np.linalg.norm(shape_colour(with_ref.output, with_ref.inside) - target))
 
 
 def held_out_clips(count: int, seed: int = 1234, width: int = 320, height: int = 192) -> list[ClipSpec]:
@@ -253,18 +275,16 @@ def measure(runner: TinyRunner, clips: list[ClipSpec], chunks: int = 4) -> dict[
         red, blue = (runner.run(spec, chunks=2, prompt=prompt_for(c)) for c in ("red", "blue"))
         red_shift.append(redness(shape_colour(red.output, red.inside)) - redness(shape_colour(blue.output, blue.inside)))
         if outline_shown(spec) >= OUTLINE_SHOWN:
-            target = np.array(PALETTE[spec.colour], np.float64)
-            near_with, near_without = (shape_colour(run.output, run.inside) for run in (with_ref, without))
-            ref_hits.append(nearest_colour(near_with) == spec.colour)
-            no_ref_hits.append(nearest_colour(near_without) == spec.colour)
-            ref_gain.append(float(np.linalg.norm(near_without - target) - np.linalg.norm(near_with - target)))
+            ref_hits.append(nearest_colour(shape_colour(with_ref.output, with_ref.inside)) == spec.colour)
+            no_ref_hits.append(nearest_colour(shape_colour(without.output, without.inside)) == spec.colour)
+            ref_gain.append(reference_gain(with_ref, without, spec.colour))
     chunk_seconds = float(np.mean(seconds))
     return {
         "clips": len(clips),
         "edge_f_control": round(f_on.f_score, 3),
         "edge_f_scale0": round(f_off.f_score, 3),
         "edge_f_chance": round(f_chance.f_score, 3),
-        "edge_recall_control": round(f_on.matched_ref / max(f_on.total_ref, 1), 3),
+        "edge_recall_control": round(f_on.recall, 3),
         "control_change": round(float(np.mean(control_change)), 2),
         "shape_contrast_control": round(float(np.mean(contrast_on)), 1),
         "shape_contrast_scale0": round(float(np.mean(contrast_off)), 1),
