@@ -18,9 +18,11 @@ from vacelive.engine.tiny.train import (
     chroma,
     colour_path_init,
     edge_weights,
+    encode_clip,
     structure_loss,
     train,
 )
+from vacelive.engine.vace.zero_stream import ZeroStreamMemo
 from vacelive.engine.vae.taew import TAEW, TAEW_CONFIGS, _apply
 from vacelive.engine.weights import WeightsManifest
 
@@ -59,6 +61,21 @@ def test_structure_loss_adds_the_error_of_neighbour_differences_only():
     assert torch.isclose(structure_loss(offset, target, 2.0), F.mse_loss(offset, target))
     noisy = target + 0.5 * torch.randn_like(target)
     assert structure_loss(noisy, target, 2.0) > structure_loss(noisy, target, 0.0) == F.mse_loss(noisy, target)
+
+
+def test_clips_sharing_the_zero_memo_encode_exactly_as_alone():
+    torch.manual_seed(0)
+    vae = TAEW(TAEW_CONFIGS["tiny"]).eval()
+    rng = np.random.default_rng(4)
+    first, second = ClipSpec.draw(rng, 64, 48), ClipSpec.draw(rng, 64, 48)
+    shared = ZeroStreamMemo(vae)
+    with torch.no_grad():
+        encode_clip(vae, first, "edge", None, shared)  # the memo is filled by another clip
+        masked = box_mask(rng, 24, 64, 48)
+        for mask in (None, masked):
+            alone = encode_clip(vae, second, "edge", mask)
+            sharing = encode_clip(vae, second, "edge", mask, shared)
+            assert shared.fixed and all(torch.equal(a, b) for a, b in zip(alone, sharing))
 
 
 def test_colour_path_init_is_a_colour_true_autoencoder_before_any_training():
