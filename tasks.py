@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 TORCH = os.environ.get("VACELIVE_TORCH", "torch==2.13.0")
-DEMO_ARGS = ("--prompt", "orange shapes")
+DEMO_ARGS = ("--prompt", "white shapes")
 """The tiny model knows prompts that name a colour ("<colour> shapes"); the default prompt is for real models."""
 EXTRAS = {"demo": "", "setup": "[dev]", "test": "[dev,ndi,pose,link]", "train-tiny": ""}
 

@@ -20,11 +20,21 @@ clip from :mod:`.shapes`, with control made by the engine's annotators, and comp
   (:func:`outline_shown`);
 - **seams**: the mean change between the last frame of a chunk and the first of the next,
   divided by the mean change between neighbouring frames inside chunks (1 = no seam);
+- **stutter**: the mean change between neighbouring frames decoded from different latent
+  frames, divided by that between frames decoded from the same one (each latent frame gives 4
+  frames; 1 = even motion, as in the input);
 - **speed**: seconds per chunk on this machine, as generated frames per second.
+
+And on the demo itself (:func:`demo_pictures`, :func:`demo_edges`): the edges of the output
+panels of ``tasks.py demo``'s side-by-side pictures against those of its input panels, and
+against the input panels half the run later (the same test pattern, its shapes elsewhere).
 """
 
 from __future__ import annotations
 
+import itertools
+import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -150,9 +160,21 @@ def nearest_colour(rgb: np.ndarray) -> str:
 def seam_ratio(chunks: list[np.ndarray]) -> float:
     """Mean change across chunk boundaries over the mean change inside chunks."""
     inside = [np.abs(np.diff(c.astype(np.float32), axis=0)).mean() for c in chunks]
-    across = [np.abs(b[0].astype(np.float32) - a[-1].astype(np.float32)).mean() for a, b in zip(chunks, chunks[1:])]
+    across = [np.abs(b[0].astype(np.float32) - a[-1].astype(np.float32)).mean() for a, b in itertools.pairwise(chunks)]
     return float(np.mean(across) / max(np.mean(inside), 1e-6))
 
+
+FRAMES_PER_LATENT = 4
+"""Output frames decoded from one latent frame (a stream's first latent frame gives one)."""
+
+
+def stutter_ratio(frames: np.ndarray) -> float:
+    """Mean change between neighbouring frames of a stream (from its first frame) that come from
+    different latent frames, over the mean change between those from the same latent frame."""
+    change = np.abs(np.diff(frames.astype(np.float32), axis=0)).mean((1, 2, 3))
+    across = change[::FRAMES_PER_LATENT]  # frame 0 is latent frame 0, then 1-4, 5-8, ...
+    inside = np.delete(change, np.s_[::FRAMES_PER_LATENT])
+    return float(across.mean() / max(inside.mean(), 1e-6))
 
 @dataclass
 class Run:
@@ -250,7 +272,7 @@ def held_out_clips(count: int, seed: int = 1234, width: int = 320, height: int =
 def measure(runner: TinyRunner, clips: list[ClipSpec], chunks: int = 4) -> dict[str, float]:
     """Every figure of the module docstring over ``clips`` (means over clips)."""
     f_on, f_off, f_chance = EdgeMatch(), EdgeMatch(), EdgeMatch()
-    seams, seconds = [], []
+    seams, stutters, seconds = [], [], []
     contrast_on, contrast_off, control_change, red_shift, reference_change = [], [], [], [], []
     prompt_hits, ref_hits, no_ref_hits, ref_gain = [], [], [], []
     colours = list(PALETTE)
@@ -265,6 +287,7 @@ def measure(runner: TinyRunner, clips: list[ClipSpec], chunks: int = 4) -> dict[
         contrast_on.append(shape_contrast(on.output, on.inside))
         contrast_off.append(shape_contrast(off.output, off.inside))
         seams.append(seam_ratio(on.outputs))
+        stutters.append(stutter_ratio(on.output))
         seconds += on.seconds[1:]  # the first chunk of a stream is shorter
         asked = colours[i % len(colours)] if colours[i % len(colours)] != spec.colour else colours[(i + 3) % len(colours)]
         prompted = runner.run(spec, chunks=2, prompt=prompt_for(asked))
@@ -298,6 +321,38 @@ def measure(runner: TinyRunner, clips: list[ClipSpec], chunks: int = 4) -> dict[
         "reference_colour_gain": round(float(np.mean(ref_gain)), 1) if ref_hits else 0.0,
         "colour_chance": round(1 / len(PALETTE), 3),
         "seam_ratio": round(float(np.mean(seams)), 3),
+        "stutter_ratio": round(float(np.mean(stutters)), 2),
         "chunk_seconds": round(chunk_seconds, 4),
         "generated_fps": round(CHUNK / chunk_seconds, 1),
     }
+
+
+DEMO_PROMPT = "white shapes"
+"""The prompt ``python3 tasks.py demo`` runs with (``tasks.py``'s ``DEMO_ARGS``): white shows the
+model's shapes with the most contrast against its muted grey field."""
+
+
+def demo_pictures(folder: Path, frames: int, prompt: str = DEMO_PROMPT, weights: Path | None = None) -> list[np.ndarray]:
+    """The demo's command (``tasks.py demo``) for ``frames`` frames, its side-by-side preview
+    written into ``folder`` as PNGs: those pictures, RGB (input | control | output)."""
+    command = [sys.executable, "-m", "vacelive.engine.cli", "run", "--frames", str(frames), "--sink", "null",
+               "--preview", "side_by_side", "--preview-sink", f"file:{folder}/", "--prompt", prompt,
+               "--no-tui", "--osc-port", "0", "--http-port", "0", "--no-mdns"]
+    if weights is not None:
+        command += ["--weights-dir", str(Path(weights).resolve())]  # the command runs in folder
+    result = subprocess.run(command, cwd=folder, capture_output=True, text=True, timeout=600,
+                            check=False)
+    if result.returncode:
+        raise RuntimeError(f"the demo's command failed: {result.stderr[-2000:]}")
+    return [cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB) for p in sorted(folder.glob("*.png"))]
+
+
+def demo_edges(pictures: list[np.ndarray]) -> tuple[EdgeMatch, EdgeMatch]:
+    """The output panels' edges against the input panels' (below the panels' labels, after the
+    first chunk) and against the input panels half the run later: the same pattern with its
+    shapes elsewhere, what drawing anything pattern-like would match."""
+    height, width = pictures[0].shape[0], pictures[0].shape[1] // 3
+    below_label = slice(height // 6, height)
+    inputs = np.stack([p[below_label, :width] for p in pictures[CHUNK:]])
+    outputs = np.stack([p[below_label, 2 * width:] for p in pictures[CHUNK:]])
+    return edge_match(outputs, inputs), edge_match(outputs, np.roll(inputs, len(inputs) // 2, axis=0))
