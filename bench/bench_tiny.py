@@ -9,7 +9,8 @@ with control (context_scale 1), without it (context_scale 0) and against another
 (chance); the output's contrast between the input's shapes and their surroundings with and
 without control; how often the output's shapes have the colour the prompt names, and, with the prompt
 "shapes" (no colour), the reference image's colour with and without the reference; the seam ratio at chunk
-boundaries and the stutter ratio at latent frame boundaries; seconds per chunk and generated frames per second at 320x192 on this CPU.
+boundaries and the stutter ratio at latent frame boundaries; seconds per chunk and generated frames per
+second at 320x192 on this CPU.
 
 With ``--demo-frames N`` it runs the demo's command (``tasks.py demo``) for N frames instead and
 prints the edge agreement of its output panels with its input panels, and with the input panels

@@ -176,6 +176,7 @@ def stutter_ratio(frames: np.ndarray) -> float:
     inside = np.delete(change, np.s_[::FRAMES_PER_LATENT])
     return float(across.mean() / max(inside.mean(), 1e-6))
 
+
 @dataclass
 class Run:
     """One clip through the generator: output frames per chunk and the input frames they show."""
