@@ -22,7 +22,7 @@ from vacelive.engine.tiny.train import (
     structure_loss,
     train,
 )
-from vacelive.engine.vace.zero_stream import ZeroStreamMemo
+from vacelive.engine.vace.context import VaceContextEncoder
 from vacelive.engine.vae.taew import TAEW, TAEW_CONFIGS, _apply
 from vacelive.engine.weights import WeightsManifest
 
@@ -63,19 +63,19 @@ def test_structure_loss_adds_the_error_of_neighbour_differences_only():
     assert structure_loss(noisy, target, 2.0) > structure_loss(noisy, target, 0.0) == F.mse_loss(noisy, target)
 
 
-def test_clips_sharing_the_zero_memo_encode_exactly_as_alone():
+def test_a_reused_encoder_encodes_a_clip_exactly_as_a_fresh_one():
     torch.manual_seed(0)
     vae = TAEW(TAEW_CONFIGS["tiny"]).eval()
     rng = np.random.default_rng(4)
     first, second = ClipSpec.draw(rng, 64, 48), ClipSpec.draw(rng, 64, 48)
-    shared = ZeroStreamMemo(vae)
+    reused = VaceContextEncoder(vae)
     with torch.no_grad():
-        encode_clip(vae, first, "edge", None, shared)  # the memo is filled by another clip
+        encode_clip(reused, first, "edge", None)  # its zero-stream memo is filled by another clip
         masked = box_mask(rng, 24, 64, 48)
         for mask in (None, masked):
-            alone = encode_clip(vae, second, "edge", mask)
-            sharing = encode_clip(vae, second, "edge", mask, shared)
-            assert shared.fixed and all(torch.equal(a, b) for a, b in zip(alone, sharing))
+            fresh = encode_clip(VaceContextEncoder(vae), second, "edge", mask)
+            again = encode_clip(reused, second, "edge", mask)
+            assert reused.zero_memo.fixed and all(torch.equal(a, b) for a, b in zip(fresh, again))
 
 
 def test_colour_path_init_is_a_colour_true_autoencoder_before_any_training():

@@ -65,7 +65,6 @@ from vacelive.engine.vace.context import (
     to_video_tensor,
 )
 from vacelive.engine.vace.inject import EXTRAS_KEY, VaceConditioning
-from vacelive.engine.vace.zero_stream import ZeroStreamMemo
 from vacelive.engine.vae.taew import TAEW, TAEW_CONFIGS, MemBlock, TGrow, TPool, _apply
 from vacelive.engine.weights.manifest import WeightsManifest
 
@@ -276,16 +275,18 @@ class Pool:
     prompts: list[str]
 
 
-def encode_clip(vae: TAEW, spec: ClipSpec, kind: str, mask: np.ndarray | None,
-                zero_memo: ZeroStreamMemo | None = None) -> tuple[Tensor, Tensor, Tensor]:
-    """One 24-frame clip through the engine's VACE path, chunk by chunk: its latents
-    [16, 6, h, w], vace_context [96, 6, h, w] and reference latent [16, 1, h, w]. Clips share
-    ``zero_memo`` (what the inactive stream gives for zeros) instead of each encoding it again."""
+def encode_clip(encoder: VaceContextEncoder, spec: ClipSpec, kind: str,
+                mask: np.ndarray | None) -> tuple[Tensor, Tensor, Tensor]:
+    """One 24-frame clip through the engine's VACE path, chunk by chunk, as a new stream of
+    ``encoder`` (reset first, as at a cut: its memo of the zero stream stays, so clips do not
+    each encode it again): the clip's latents [16, 6, h, w], vace_context [96, 6, h, w] and
+    reference latent [16, 1, h, w]."""
+    vae = encoder.vae
+    encoder.reset()
     frames = spec.frames(0, 24)
     control = control_frames(kind, spec, frames)
     like = next(vae.parameters())
     latents = vae.encode(to_video_tensor(to_unit(frames), like), vae.new_cache())
-    encoder = VaceContextEncoder(vae, zero_memo)
     contexts = []
     for start in (0, 12):
         part = slice(start, start + 12)
@@ -301,14 +302,14 @@ def build_pool(vae: TAEW, settings: TrainSettings, rng: np.random.Generator, cli
     kinds, shares = list(CONTROLS), np.array(list(CONTROLS.values()))
     prompts: list[str] = []
     latents, contexts, references, prompt_index = [], [], [], []
-    zero_memo = ZeroStreamMemo(vae)
+    encoder = VaceContextEncoder(vae)
     started = time.perf_counter()
     with torch.no_grad():
         for i in range(clips):
             spec = ClipSpec.draw(rng, settings.width, settings.height)
             kind = str(rng.choice(kinds, p=shares / shares.sum()))
             mask = box_mask(rng, 24, settings.width, settings.height) if rng.random() < settings.mask_share else None
-            lat, ctx, ref = encode_clip(vae, spec, kind, mask, zero_memo)
+            lat, ctx, ref = encode_clip(encoder, spec, kind, mask)
             latents.append(lat.half())
             contexts.append(ctx.half())
             references.append(ref.half())

@@ -81,14 +81,12 @@ class VaceContextEncoder:
     inactive stream has only seen zeros (no mask since the last reset), its latents come from a
     :class:`~engine.vace.zero_stream.ZeroStreamMemo`: the same values, without the encode."""
 
-    def __init__(self, vae: VideoAutoencoder, zero_memo: ZeroStreamMemo | None = None) -> None:
-        """``zero_memo`` may be shared by encoders of the same VAE (it only holds what encoding
-        zeros gives); by default each encoder has its own."""
+    def __init__(self, vae: VideoAutoencoder) -> None:
         self.vae = vae
         self.inactive_cache: StreamCache = vae.new_cache()
         self.reactive_cache: StreamCache = vae.new_cache()
         self.mask_stream = MaskStream()
-        self.zero_memo = zero_memo if zero_memo is not None else ZeroStreamMemo(vae)
+        self.zero_memo = ZeroStreamMemo(vae)
         self._zero_chunks: int | None = 0
         """Zero chunks answered from the memo since reset; None once the inactive stream saw frames."""
 
