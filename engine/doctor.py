@@ -154,12 +154,12 @@ def check_ndi(frames: int) -> list[Check]:
         return [Check("ndi", FAIL, "cyndilib is not installed", "pip install 'vacelive[ndi]'")]
     from vacelive.bridges.ndi import write_ndi_config
 
-    config_dir = tempfile.mkdtemp(prefix="vacelive-doctor-ndi-")
-    write_ndi_config(config_dir, "127.0.0.1")
-    env = dict(os.environ, NDI_CONFIG_DIR=config_dir)
     command = [sys.executable, "-m", "vacelive.engine.doctor", "--ndi-child", str(frames)]
     try:
-        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=NDI_CHILD_TIMEOUT_S)
+        with tempfile.TemporaryDirectory(prefix="vacelive-doctor-ndi-") as config_dir:
+            write_ndi_config(config_dir, "127.0.0.1")
+            env = dict(os.environ, NDI_CONFIG_DIR=config_dir)
+            done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=NDI_CHILD_TIMEOUT_S)
     except subprocess.TimeoutExpired:
         return [Check("ndi", FAIL, f"the NDI loopback did not finish in {NDI_CHILD_TIMEOUT_S:.0f} s",
                       "run `vacelive sources` to see whether NDI starts at all")]

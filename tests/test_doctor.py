@@ -47,7 +47,8 @@ def test_doctor_on_this_machine_passes_with_the_ndi_loopback(capsys, monkeypatch
     real_run = subprocess.run
 
     def spy(command, **kwargs):
-        calls.append((command, kwargs.get("env", {})))
+        config_dir = Path(kwargs.get("env", {})["NDI_CONFIG_DIR"])
+        calls.append((command, json.loads((config_dir / "ndi-config.v1.json").read_text()), config_dir))
         return real_run(command, **kwargs)
 
     monkeypatch.setattr(doctor.subprocess, "run", spy)
@@ -63,10 +64,10 @@ def test_doctor_on_this_machine_passes_with_the_ndi_loopback(capsys, monkeypatch
     assert by_name["weights"].startswith("ok ") and "needs no weights" in by_name["weights"]
     assert not any(line.startswith("FAIL") for line in lines)
     # the NDI check ran in a child whose NDI is confined to loopback
-    (command, env), = calls
+    (command, config, config_dir), = calls
     assert command[-2:] == ["--ndi-child", "5"]
-    config = json.loads((Path(env["NDI_CONFIG_DIR"]) / "ndi-config.v1.json").read_text())
     assert config == {"ndi": {"networks": {"ips": "127.0.0.1", "discovery": ""}}}
+    assert not config_dir.exists()  # the doctor leaves no config folder behind
 
 
 def test_ports_in_use_fail_with_the_flag_that_moves_them():
