@@ -19,6 +19,7 @@ from vacelive.engine.tiny.train import (
     colour_path_init,
     edge_weights,
     encode_clip,
+    motion_loss,
     structure_loss,
     train,
 )
@@ -61,6 +62,13 @@ def test_structure_loss_adds_the_error_of_neighbour_differences_only():
     assert torch.isclose(structure_loss(offset, target, 2.0), F.mse_loss(offset, target))
     noisy = target + 0.5 * torch.randn_like(target)
     assert structure_loss(noisy, target, 2.0) > structure_loss(noisy, target, 0.0) == F.mse_loss(noisy, target)
+
+
+def test_motion_loss_sees_frames_that_stand_still_while_the_input_moves():
+    x = torch.rand(2, 8, 3, 6, 6).cumsum(1) / 8  # every pixel changes from frame to frame
+    assert motion_loss(x + 0.25, x) < 1e-12  # the same motion at another level (float rounding)
+    held = x[:, ::4].repeat_interleave(4, dim=1)  # each latent frame's first frame, 4 times
+    assert motion_loss(held, x) > 1e-3
 
 
 def test_a_reused_encoder_encodes_a_clip_exactly_as_a_fresh_one():

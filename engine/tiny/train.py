@@ -4,10 +4,11 @@ Four phases, every step count fixed so the run is reproducible (see :class:`Trai
 
 1. **Autoencoder**: the tiny TAEW config, started as a blocky colour-true autoencoder
    (:func:`colour_path_init`), learns to reconstruct random 48x48 crops of synthetic clips and
-   of their control frames (8 frames, 4 per latent), with a loss weighted towards edges (so the
-   control's thin lines are encoded, not lost), a penalty that keeps each latent channel near
-   zero mean and unit spread (the DiT's noise scale) and noise added to the latents before
-   decoding (so slightly wrong latents still decode to clean pictures).
+   of their control frames (12 frames, 4 per latent), with a loss weighted towards edges (so the
+   control's thin lines are encoded, not lost), a term on the change from frame to frame (so the
+   4 frames of a latent frame move instead of decoding alike), a penalty that keeps each latent
+   channel near zero mean and unit spread (the DiT's noise scale) and noise added to the latents
+   before decoding (so slightly wrong latents still decode to clean pictures).
 2. **Pool**: synthetic 24-frame clips at the engine's size (320x192) go through the engine's own
    path: an annotator (edge, scribble, flow, or the depth-like map), an inpainting box on some,
    :func:`~engine.vace.context.compose_frames` and the streamed
@@ -18,7 +19,7 @@ Four phases, every step count fixed so the run is reproducible (see :class:`Trai
    second one attending (through the KV ring) to the first written at t=0, that first chunk being
    the clean latents or, half the time, the model's own estimate of them; timesteps are mostly the
    four warped sampling steps; VACE is dropped on 20 % of the steps (so the model draws without
-   control and ``context_scale`` scales a learned effect), references are given on 40 %, and
+   control and ``context_scale`` scales a learned effect), references are given on 60 %, and
    prompts lose their colour word on some samples (always when a reference is given, so the
    reference alone carries the colour). The weights kept are an exponential moving
    average.
@@ -90,22 +91,23 @@ class TrainSettings:
     ae_steps: int = 1000
     ae_batch: int = 8
     ae_crop: int = 48
-    ae_frames: int = 8
+    ae_frames: int = 12
     ae_lr: float = 1e-3
     ae_chroma_weight: float = 4.0
     ae_edge_weight: float = 10.0
+    ae_motion_weight: float = 50.0
     pool_clips: int = 1000
     mask_share: float = 0.2
     dit_steps: int = 2000
     dit_batch: int = 8
     dit_lr: float = 7e-4
-    chain_steps: int = 2400
+    chain_steps: int = 2250
     chain_lr: float = 2e-4
     chain_second_chunk_share: float = 0.3
     chain_structure_weight: float = 0.0
     ema: float = 0.998
     vace_dropout: float = 0.2
-    reference_share: float = 0.4
+    reference_share: float = 0.6
     reference_colourless: float = 1.0  # of the samples given a reference, the share without a colour word
     prompt_dropout: float = 0.1
     first_chunk_share: float = 0.3
@@ -175,6 +177,13 @@ def reconstruction_loss(y: Tensor, x: Tensor, chroma_weight: float, edge_weight:
             + chroma_weight * F.mse_loss(chroma(y), chroma(x)))
 
 
+def motion_loss(y: Tensor, x: Tensor) -> Tensor:
+    """How far the change between neighbouring frames of y [B, T, 3, H, W] is from x's. A
+    latent frame holds 4 frames; without this term the tiny autoencoder decodes them almost
+    alike and the picture jumps every 4th frame."""
+    return F.mse_loss(y[:, 1:] - y[:, :-1], x[:, 1:] - x[:, :-1])
+
+
 def latent_penalty(z: Tensor) -> Tensor:
     """How far each latent channel of z [B, t, 16, h, w] is from zero mean and unit spread."""
     per_channel = z.transpose(0, 2).flatten(1)  # [16, ...]
@@ -242,7 +251,7 @@ def train_autoencoder(settings: TrainSettings, rng: np.random.Generator) -> tupl
         z = _apply(model.encoder, x, {})  # [B, 3, 16, h, w]
         y = _apply(model.decoder, z + 0.1 * torch.randn_like(z), {})  # [B, 12, 3, H, W]
         loss = (reconstruction_loss(y, x, settings.ae_chroma_weight, settings.ae_edge_weight)
-                + 0.01 * latent_penalty(z))
+                + settings.ae_motion_weight * motion_loss(y, x) + 0.01 * latent_penalty(z))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
