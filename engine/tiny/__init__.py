@@ -7,8 +7,8 @@ seed (``python3 tasks.py train-tiny``), on synthetic clips from :mod:`.shapes`.
 
 It is meant to show the pipeline working (control steering it, ``context_scale``, prompts naming
 colours, references). It draws the shapes the control shows as soft, blocky patches in the
-prompt's colour; a reference image moves their colour towards its own; its motion jumps every 4
-frames (the card has the figures). It is not a video model.
+prompt's colour, moving evenly; a reference image moves their colour towards its own, weakly
+(the card has the figures). It is not a video model.
 """
 
 from __future__ import annotations
