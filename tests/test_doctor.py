@@ -47,7 +47,7 @@ def test_doctor_on_this_machine_passes_with_the_ndi_loopback(capsys, monkeypatch
     real_run = subprocess.run
 
     def spy(command, **kwargs):
-        config_dir = Path(kwargs.get("env", {})["NDI_CONFIG_DIR"])
+        config_dir = Path(kwargs["env"]["NDI_CONFIG_DIR"])
         calls.append((command, json.loads((config_dir / "ndi-config.v1.json").read_text()), config_dir))
         return real_run(command, **kwargs)
 

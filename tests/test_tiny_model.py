@@ -6,8 +6,8 @@ Each behaviour test compares two runs of the engine's generator on held-out clip
 The thresholds come from ``python bench/bench_tiny.py`` (figures on the weights' card) with a
 margin, not from these tests. What the trained model does not do yet (edges sharp enough for an
 edge detector on held-out clips, a reference's colour named outright) is written as strict
-expected failures: they start failing
-the day a better model makes them pass, so the marks get removed.
+expected failures: they start failing the day a better model makes them pass, so the marks get
+removed.
 """
 
 from __future__ import annotations

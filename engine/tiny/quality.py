@@ -157,10 +157,15 @@ def nearest_colour(rgb: np.ndarray) -> str:
     return min(PALETTE, key=lambda name: float(np.sum((np.array(PALETTE[name]) - rgb) ** 2)))
 
 
+def frame_changes(frames: np.ndarray) -> np.ndarray:
+    """The mean absolute change (T - 1,) between each pair of neighbouring frames (T, H, W, 3)."""
+    return np.abs(np.diff(frames.astype(np.float32), axis=0)).mean((1, 2, 3))
+
+
 def seam_ratio(chunks: list[np.ndarray]) -> float:
     """Mean change across chunk boundaries over the mean change inside chunks."""
-    inside = [np.abs(np.diff(c.astype(np.float32), axis=0)).mean() for c in chunks]
-    across = [np.abs(b[0].astype(np.float32) - a[-1].astype(np.float32)).mean() for a, b in itertools.pairwise(chunks)]
+    inside = [frame_changes(c).mean() for c in chunks]
+    across = [frame_changes(np.stack((a[-1], b[0])))[0] for a, b in itertools.pairwise(chunks)]
     return float(np.mean(across) / max(np.mean(inside), 1e-6))
 
 
@@ -171,7 +176,7 @@ FRAMES_PER_LATENT = 4
 def stutter_ratio(frames: np.ndarray) -> float:
     """Mean change between neighbouring frames of a stream (from its first frame) that come from
     different latent frames, over the mean change between those from the same latent frame."""
-    change = np.abs(np.diff(frames.astype(np.float32), axis=0)).mean((1, 2, 3))
+    change = frame_changes(frames)
     across = change[::FRAMES_PER_LATENT]  # frame 0 is latent frame 0, then 1-4, 5-8, ...
     inside = np.delete(change, np.s_[::FRAMES_PER_LATENT])
     return float(across.mean() / max(inside.mean(), 1e-6))
