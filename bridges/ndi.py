@@ -8,9 +8,11 @@ that for you as long as it is the first NDI object in the process.
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import os
+import shutil
 import tempfile
 import time
 from fractions import Fraction
@@ -68,8 +70,9 @@ def _use_ips(ips: str, owner: str) -> None:
         log.warning("%s: NDI is already running in this process; ip=%s is ignored "
                     "(set NDI_CONFIG_DIR before starting instead)", owner, ips)
         return
-    os.environ["NDI_CONFIG_DIR"] = os.path.dirname(
-        write_ndi_config(tempfile.mkdtemp(prefix="vacelive-ndi-"), ips))
+    folder = tempfile.mkdtemp(prefix="vacelive-ndi-")
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)  # NDI reads it at start: kept until exit
+    os.environ["NDI_CONFIG_DIR"] = os.path.dirname(write_ndi_config(folder, ips))
 
 
 def matches(full_name: str, wanted: str) -> bool:

@@ -22,9 +22,9 @@ from tests.waiting import wait_for
 
 pytest.importorskip("cyndilib")
 
-_CONFIG_DIR = tempfile.mkdtemp(prefix="vacelive-ndi-test-")
-write_ndi_config(_CONFIG_DIR, "127.0.0.1")
-os.environ["NDI_CONFIG_DIR"] = _CONFIG_DIR
+_CONFIG_DIR = tempfile.TemporaryDirectory(prefix="vacelive-ndi-test-")  # removed when the process ends
+write_ndi_config(_CONFIG_DIR.name, "127.0.0.1")
+os.environ["NDI_CONFIG_DIR"] = _CONFIG_DIR.name
 
 W, H, FPS = 320, 192, 30.0
 
@@ -138,7 +138,8 @@ def test_sink_rejects_a_frame_of_the_wrong_size(ndi_name):
 
 
 def test_direct_address_option_configures_unicast_discovery(tmp_path):
-    """``ndi:NAME?ip=HOST`` writes its own NDI config when it is the process's first NDI object.
+    """``ndi:NAME?ip=HOST`` writes its own NDI config when it is the process's first NDI object,
+    in a folder removed when the process ends.
 
     Run in a fresh process without NDI_CONFIG_DIR: discovery then only works through that config.
     """
@@ -149,6 +150,7 @@ from vacelive.bridges import open_sink, open_source
 from vacelive.bridges.testpattern import TestPattern, read_stamp
 source = open_source("ndi:vl-ip-{os.getpid()}?ip=127.0.0.1", width=64, height=48, fps=30)
 source.open()
+print(os.environ["NDI_CONFIG_DIR"])
 config = os.path.join(os.environ["NDI_CONFIG_DIR"], "ndi-config.v1.json")
 sink = open_sink("ndi:vl-ip-{os.getpid()}?clock=0")
 sink.open(64, 48, 30)
@@ -168,6 +170,7 @@ sink.close(); source.close()
                          cwd=root, env=dict(env, PYTHONPATH=root))
     assert out.returncode == 0, out.stderr
     assert '"ips": "127.0.0.1"' in out.stdout and out.stdout.strip().endswith("live"), out.stdout
+    assert not os.path.exists(out.stdout.splitlines()[0]), out.stdout
 
 
 def test_sink_clocked_by_ndi_paces_writes(ndi_name):

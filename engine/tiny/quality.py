@@ -206,10 +206,12 @@ class Run:
 
 class TinyRunner:
     """The tiny model's generator (bundled weights unless ``weights`` names another folder),
-    fed clips chunk by chunk. ``media`` is where reference images are written for it to load."""
+    fed clips chunk by chunk. ``media`` is where reference images are written for it to load
+    (by default a temporary folder, removed with the runner)."""
 
     def __init__(self, weights: Path = TINY_WEIGHTS, media: Path | None = None) -> None:
-        self._media = Path(tempfile.mkdtemp(prefix="vacelive-tiny-")) if media is None else media
+        self._own_media = tempfile.TemporaryDirectory(prefix="vacelive-tiny-") if media is None else None
+        self._media = Path(self._own_media.name) if self._own_media is not None else media
         self.store = build_store(overrides={"model": "tiny", "device": "cpu", "media_dir": str(self._media)})
         self.pipeline: VideoPipeline = build_generator(self.store, WeightsManifest.open(weights), "cpu")
         self.width, self.height = self.store.get("width"), self.store.get("height")
