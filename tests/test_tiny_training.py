@@ -20,8 +20,10 @@ from vacelive.engine.tiny.train import (
     edge_weights,
     encode_clip,
     motion_loss,
-    structure_loss,
+    shape_cover,
+    shape_weights,
     train,
+    weighted_mse,
 )
 from vacelive.engine.vace.context import VaceContextEncoder
 from vacelive.engine.vae.taew import TAEW, TAEW_CONFIGS, _apply
@@ -56,12 +58,29 @@ def test_edge_weights_single_out_lines_and_edges():
     assert torch.equal(edge_weights(x, 0.0), torch.ones_like(w))
 
 
-def test_structure_loss_adds_the_error_of_neighbour_differences_only():
-    target = torch.randn(2, 16, 3, 6, 10)
-    offset = target + 0.5  # the same structure, another level: only the plain MSE sees it
-    assert torch.isclose(structure_loss(offset, target, 2.0), F.mse_loss(offset, target))
-    noisy = target + 0.5 * torch.randn_like(target)
-    assert structure_loss(noisy, target, 2.0) > structure_loss(noisy, target, 0.0) == F.mse_loss(noisy, target)
+def test_shape_cover_is_where_the_shapes_are_per_latent_cell():
+    spec = ClipSpec.draw(np.random.default_rng(5))
+    cover = shape_cover(spec, 8)
+    assert cover.shape == (1, 2, spec.height // 8, spec.width // 8)
+    masks = spec.masks(0, 8)
+    assert torch.isclose(cover.mean(), torch.tensor(masks.mean(), dtype=torch.float32), atol=1e-6)
+    y, x = (int(v) // 8 for v in np.argwhere(masks[:4].all(0))[0])  # a pixel inside a shape all 4 frames
+    assert cover[0, 0, y, x] > 0
+    assert ((cover == 0) == ~masks.reshape(2, 4, cover.shape[2], 8, cover.shape[3], 8).any((1, 3, 5))).all()
+
+
+def test_shape_weights_count_shapes_and_their_rim_and_keep_the_mse_scale():
+    cover = torch.zeros(1, 1, 1, 6, 6)
+    cover[..., 2, 2] = 0.5
+    w = shape_weights(cover, 4.0)
+    assert w[..., 2, 2] == 3 and w[..., 1, 3] == 3 and w[..., 4, 4] == 1  # the shape, its rim, away
+    target = torch.randn(1, 16, 1, 6, 6)
+    assert torch.isclose(weighted_mse(target + 0.3, target, w), torch.tensor(0.09))  # an even error: plain MSE
+    off_shape = target.clone()
+    off_shape[..., 5, 5] += 1
+    on_shape = target.clone()
+    on_shape[..., 2, 2] += 1
+    assert weighted_mse(on_shape, target, w) == 3 * weighted_mse(off_shape, target, w)
 
 
 def test_motion_loss_sees_frames_that_stand_still_while_the_input_moves():

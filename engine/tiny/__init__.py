@@ -6,9 +6,9 @@ checkpoints; ``weights/CARD.md`` says how they were made. :mod:`.train` makes th
 seed (``python3 tasks.py train-tiny``), on synthetic clips from :mod:`.shapes`.
 
 It is meant to show the pipeline working (control steering it, ``context_scale``, prompts naming
-colours, references). It draws the shapes the control shows as soft, blocky patches in the
-prompt's colour, moving evenly; a reference image moves their colour towards its own, weakly
-(the card has the figures). It is not a video model.
+colours, references). It draws the shapes the control shows as soft, blocky shapes in the
+prompt's colour (or a reference image's, when the prompt names none), larger than they are,
+moving evenly (the card has the figures). It is not a video model.
 """
 
 from __future__ import annotations

@@ -13,7 +13,8 @@ Four phases, every step count fixed so the run is reproducible (see :class:`Trai
    path: an annotator (edge, scribble, flow, or the depth-like map), an inpainting box on some,
    :func:`~engine.vace.context.compose_frames` and the streamed
    :class:`~engine.vace.context.VaceContextEncoder`, exactly as a live chunk would; the clip's
-   latents, its vace_context, its reference still's latent and its prompt are kept (float16).
+   latents, its vace_context, its reference still's latent, where its shapes are (per latent
+   cell) and its prompt are kept (float16).
 3. **DiT + VACE**: the tiny DiT and its one-block VACE branch learn flow matching the way the
    generator runs: one chunk of 3 latent frames at a time, either a stream's first chunk or the
    second one attending (through the KV ring) to the first written at t=0, that first chunk being
@@ -21,14 +22,16 @@ Four phases, every step count fixed so the run is reproducible (see :class:`Trai
    four warped sampling steps; VACE is dropped on 20 % of the steps (so the model draws without
    control and ``context_scale`` scales a learned effect), references are given on 60 %, and
    prompts lose their colour word on some samples (always when a reference is given, so the
-   reference alone carries the colour). The weights kept are an exponential moving
+   reference alone carries the colour). The loss counts the latent cells in and along the
+   shapes more than the background (``shape_weight``): that is where the control, the prompt
+   and the reference have something to tell. The weights kept are an exponential moving
    average.
 4. **The sampler's chain**: the live sampler takes four big steps (t = 1000, 937.5, 833, 625),
    where a flow-matching model gives blurry averages. Starting from phase 3's weights, each step
    runs the sampler from noise for k steps without gradients (on 30 % of the steps as a second
    chunk, after the first was sampled and written to the ring from its own estimate) and trains
    step k to give the clip's clean latents from that input (as Self-Forcing trains on the
-   generator's own outputs).
+   generator's own outputs), with the same weights on the shapes.
 
 The result is a weights folder (``vacelive-weights.toml``, ``dit``/``vace``/``tae``/``t5``
 safetensors) that the engine loads strictly, like any other.
@@ -101,10 +104,10 @@ class TrainSettings:
     dit_steps: int = 2000
     dit_batch: int = 8
     dit_lr: float = 7e-4
-    chain_steps: int = 2250
+    chain_steps: int = 2200
     chain_lr: float = 2e-4
     chain_second_chunk_share: float = 0.3
-    chain_structure_weight: float = 0.0
+    shape_weight: float = 4.0
     ema: float = 0.998
     vace_dropout: float = 0.2
     reference_share: float = 0.6
@@ -275,13 +278,39 @@ def train_autoencoder(settings: TrainSettings, rng: np.random.Generator) -> tupl
 @dataclass
 class Pool:
     """The encoded training clips (float16): latents [N, 16, 6, h, w], vace_context
-    [N, 96, 6, h, w], reference latents [N, 16, 1, h, w], prompt index [N] into ``prompts``."""
+    [N, 96, 6, h, w], reference latents [N, 16, 1, h, w], shape cover [N, 1, 6, h, w]
+    (:func:`shape_cover`), prompt index [N] into ``prompts``."""
 
     latents: Tensor
     context: Tensor
     references: Tensor
+    shapes: Tensor
     prompt: Tensor
     prompts: list[str]
+
+
+def shape_cover(spec: ClipSpec, frames: int) -> Tensor:
+    """The share of each latent cell that the clip's shapes cover over the 4 frames of its latent
+    frame: [1, frames // 4, H/8, W/8] in [0, 1] for frames ``0 .. frames-1``."""
+    masks = torch.from_numpy(spec.masks(0, frames)).float()  # [T, H, W]
+    per_latent = masks.unflatten(0, (frames // 4, 4)).mean(1)  # [t, H, W]
+    return F.avg_pool2d(per_latent[:, None], 8).transpose(0, 1)  # [1, t, h, w]
+
+
+def shape_weights(cover: Tensor, weight: float) -> Tensor:
+    """Loss weights of latent cells from their shape cover [B, 1, t, h, w]: 1 plus ``weight`` times
+    the largest cover in the cell's 3x3 neighbourhood, so the shapes and the cells along their
+    edges count more than the background."""
+    near = F.max_pool3d(cover, (1, 3, 3), stride=1, padding=(0, 1, 1))
+    return 1 + weight * near
+
+
+def weighted_mse(estimate: Tensor, target: Tensor, weights: Tensor) -> Tensor:
+    """MSE of [B, C, t, h, w] with per-cell ``weights`` [B, 1, t, h, w], divided by their mean so
+    the loss keeps a plain MSE's scale. Shapes cover a tenth or so of a clip and the background
+    is most of a plain MSE, though the control, the prompt and the reference all tell about the
+    shapes: their edges, their colour."""
+    return (weights * (estimate - target).square()).mean() / weights.mean()
 
 
 def encode_clip(encoder: VaceContextEncoder, spec: ClipSpec, kind: str,
@@ -310,7 +339,7 @@ def build_pool(vae: TAEW, settings: TrainSettings, rng: np.random.Generator, cli
     """Phase 2: ``clips`` synthetic clips, each with a control kind drawn by :data:`CONTROLS`."""
     kinds, shares = list(CONTROLS), np.array(list(CONTROLS.values()))
     prompts: list[str] = []
-    latents, contexts, references, prompt_index = [], [], [], []
+    latents, contexts, references, shapes, prompt_index = [], [], [], [], []
     encoder = VaceContextEncoder(vae)
     started = time.perf_counter()
     with torch.no_grad():
@@ -322,12 +351,13 @@ def build_pool(vae: TAEW, settings: TrainSettings, rng: np.random.Generator, cli
             latents.append(lat.half())
             contexts.append(ctx.half())
             references.append(ref.half())
+            shapes.append(shape_cover(spec, 24).half())
             if spec.prompt not in prompts:
                 prompts.append(spec.prompt)
             prompt_index.append(prompts.index(spec.prompt))
             if i % 100 == 0:
                 log.info("pool: %d/%d clips, %.0f s", i, clips, time.perf_counter() - started)
-    return Pool(torch.stack(latents), torch.stack(contexts), torch.stack(references),
+    return Pool(torch.stack(latents), torch.stack(contexts), torch.stack(references), torch.stack(shapes),
                 torch.tensor(prompt_index), prompts)
 
 
@@ -370,6 +400,7 @@ class Batch:
 
     latents: Tensor  # [B, 16, 6, h, w] the clips' latents (two chunks)
     context: Tensor  # [B, 96, 6, h, w] their vace_context
+    weights: Tensor  # [B, 1, 6, h, w] loss weights (:func:`shape_weights`)
     prompt: Tensor  # [B, text_len, text_dim] prompt embeddings (some without their colour word)
     use_vace: bool  # VACE on for this step (off on ``vace_dropout`` of the steps)
     refs: Tensor | None  # reference entries [B, 96, 1, h, w] on ``reference_share`` of the VACE steps
@@ -393,7 +424,8 @@ def draw_batch(pool: Pool, text: Tensor, settings: TrainSettings, rng: np.random
     colourless = len(pool.prompts)
     prompt = text[torch.where(torch.from_numpy(drop), colourless, pool.prompt[index])]
     refs = reference_context(pool.references[index].float()) if use_refs else None
-    return Batch(pool.latents[index].float(), pool.context[index].float(), prompt, use_vace, refs)
+    weights = shape_weights(pool.shapes[index].float(), settings.shape_weight)
+    return Batch(pool.latents[index].float(), pool.context[index].float(), weights, prompt, use_vace, refs)
 
 
 class Trainer:
@@ -464,12 +496,13 @@ def train_dit(pool: Pool, text: Tensor, settings: TrainSettings, rng: np.random.
                     flow = model(x_t, t_last, batch.prompt, kv_cache=kv, write_cache=False, extras=batch.extras(0))
                     first = x_t - (t_last / 1000).view(-1, 1, 1, 1, 1) * flow
                 model(first, 0.0, batch.prompt, kv_cache=kv, write_cache=True, extras=batch.extras(0))
-        x0 = batch.latents[:, :, 3 * chunk:3 * chunk + 3]
+        part = slice(3 * chunk, 3 * chunk + 3)
+        x0 = batch.latents[:, :, part]
         noise = torch.randn_like(x0)
         t = draw_timesteps(rng, b)
         flow = model(noised(x0, noise, t), t, batch.prompt, kv_cache=kv, start_frame=3 * chunk, write_cache=False,
                      extras=batch.extras(chunk))
-        loss = F.mse_loss(flow, noise - x0)
+        loss = weighted_mse(flow, noise - x0, batch.weights[:, :, part])
         trainer.step(loss)
         recent.append(loss.item())
         recent = _log_progress("DiT", step, settings.dit_steps, recent, started)
@@ -477,22 +510,6 @@ def train_dit(pool: Pool, text: Tensor, settings: TrainSettings, rng: np.random.
             checkpoint(*trainer.averaged, step + 1)
     model, branch = trainer.result()
     return model, branch, {"dit_seconds": round(time.perf_counter() - started)}
-
-
-def spatial_differences(z: Tensor) -> tuple[Tensor, Tensor]:
-    """Differences between neighbouring latent pixels of z [B, C, t, h, w], across and down."""
-    return z[..., :, 1:] - z[..., :, :-1], z[..., 1:, :] - z[..., :-1, :]
-
-
-def structure_loss(estimate: Tensor, target: Tensor, weight: float) -> Tensor:
-    """MSE of the clean-latent estimate, plus ``weight`` times the MSE of its spatial differences:
-    most of the plain MSE is the background's colour, which the control does not give, so the
-    differences put the weight on where the control does tell: the shapes' edges."""
-    loss = F.mse_loss(estimate, target)
-    if weight:
-        loss = loss + weight * sum(F.mse_loss(a, b) for a, b in
-                                   zip(spatial_differences(estimate), spatial_differences(target)))
-    return loss
 
 
 def train_chain(model: WanModel, branch: VaceBranch, pool: Pool, text: Tensor, settings: TrainSettings,
@@ -532,8 +549,8 @@ def train_chain(model: WanModel, branch: VaceBranch, pool: Pool, text: Tensor, s
             x = sample(torch.randn_like(batch.latents[:, :, :3]), k, batch, kv, chunk)
         flow = model(x, steps[k], batch.prompt, kv_cache=kv, start_frame=3 * chunk, write_cache=False,
                      extras=batch.extras(chunk))
-        loss = structure_loss(x0_from_flow(x, flow, steps[k]), batch.latents[:, :, 3 * chunk:3 * chunk + 3],
-                              settings.chain_structure_weight)
+        part = slice(3 * chunk, 3 * chunk + 3)
+        loss = weighted_mse(x0_from_flow(x, flow, steps[k]), batch.latents[:, :, part], batch.weights[:, :, part])
         trainer.step(loss)
         recent.append(loss.item())
         recent = _log_progress("chain", step, settings.chain_steps, recent, started)
