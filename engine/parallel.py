@@ -21,11 +21,13 @@ last frame), not a hang.
 
 from __future__ import annotations
 
+import atexit
 import datetime
 import functools
 import logging
 import os
 import re
+import shutil
 import socket
 import tempfile
 from collections.abc import Callable
@@ -166,8 +168,11 @@ def serve(causal: CausalGenerator, injector: VaceInjector, device: str) -> None:
 
 def rendezvous_file() -> str:
     """A new file where the processes of one group of this machine meet (nothing listens on a
-    network for it; a TCP rendezvous would listen on every interface)."""
-    return os.path.join(tempfile.mkdtemp(prefix="vacelive-group-"), "store")
+    network for it; a TCP rendezvous would listen on every interface). Its folder is removed
+    when this process (rank 0, whose workers end with it) exits."""
+    folder = tempfile.mkdtemp(prefix="vacelive-group-")
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return os.path.join(folder, "store")
 
 
 def join_group(rank: int, world: int, rendezvous: str, device: str,

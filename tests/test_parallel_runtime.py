@@ -6,6 +6,7 @@ cannot work are refused with one clear line; a group listens on loopback only.""
 import os
 import socket
 import struct
+import subprocess
 import sys
 from pathlib import Path
 
@@ -146,6 +147,14 @@ def _listening(pid: int) -> list[str]:
                 words = struct.unpack(f"<{len(raw) // 4}I", raw)
                 found.append(socket.inet_ntop(family, struct.pack(f">{len(words)}I", *words)))
     return found
+
+
+def test_a_rendezvous_folder_is_removed_when_its_process_ends():
+    code = "from vacelive.engine.parallel import rendezvous_file; print(rendezvous_file())"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    store = Path(out.stdout.strip())
+    assert store.name == "store" and store.parent.name.startswith("vacelive-group-")
+    assert not store.parent.exists()
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
