@@ -41,12 +41,12 @@ def per_frame_ms(step: Callable[[int], object], frames: int) -> float:
     return 1000 * statistics.median(times)
 
 
-def bench(width: int, height: int, frames: int, ndi: bool) -> list[tuple[str, float]]:
-    """Run every bridge benchmark; returns (label, ms per frame) rows."""
+def bench(width: int, height: int, frames: int, ndi: bool, work: Path) -> list[tuple[str, float]]:
+    """Run every bridge benchmark, writing its files in the folder ``work``; returns (label, ms per
+    frame) rows."""
     rows: list[tuple[str, float]] = []
     pattern = TestPattern(width, height)
     clip = [pattern.render(i) for i in range(frames)]
-    work = Path(tempfile.mkdtemp(prefix="vacelive-bench-"))
 
     source = open_source("testpattern", width=width, height=height, fps=FAST)
     source.open()
@@ -86,16 +86,17 @@ def bench(width: int, height: int, frames: int, ndi: bool) -> list[tuple[str, fl
     packed = rgb_to_uyvy(clip[0]).reshape(-1)
     rows.append(("UYVY -> RGB (BT.709)", per_frame_ms(lambda i: uyvy_to_rgb(packed, width, height), frames)))
     if ndi:
-        rows += bench_ndi(clip, width, height)
+        rows += bench_ndi(clip, width, height, work)
     return rows
 
 
-def bench_ndi(clip: list[np.ndarray], width: int, height: int) -> list[tuple[str, float]]:
-    """NDI sender write cost, and write -> read latency of a 30 fps clocked stream on loopback."""
+def bench_ndi(clip: list[np.ndarray], width: int, height: int, work: Path) -> list[tuple[str, float]]:
+    """NDI sender write cost, and write -> read latency of a 30 fps clocked stream on loopback
+    (NDI restricted to 127.0.0.1 by a config in ``work`` unless NDI_CONFIG_DIR is set)."""
     if "NDI_CONFIG_DIR" not in os.environ:
         from vacelive.bridges.ndi import write_ndi_config
 
-        folder = tempfile.mkdtemp(prefix="vacelive-ndi-")
+        folder = str(work / "ndi")
         write_ndi_config(folder, "127.0.0.1")
         os.environ["NDI_CONFIG_DIR"] = folder
     name = f"vacelive-bench-{os.getpid()}"
@@ -152,7 +153,8 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=120)
     parser.add_argument("--no-ndi", action="store_true", help="skip NDI (cyndilib not installed)")
     args = parser.parse_args()
-    rows = bench(args.width, args.height, args.frames, not args.no_ndi)
+    with tempfile.TemporaryDirectory(prefix="vacelive-bench-") as work:
+        rows = bench(args.width, args.height, args.frames, not args.no_ndi, Path(work))
     print(f"bridges at {args.width}x{args.height}, median of {args.frames} frames, {os.cpu_count()} CPU cores")
     for label, ms in rows:
         print(f"  {label:<62} {ms:7.2f} ms/frame")
